@@ -1,0 +1,40 @@
+"""Entry point of the ``palm-bayes`` command: sub-command dispatch and user-facing error handling."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from palm_bayes import __version__
+from palm_bayes.errors import InputError, OutputError
+
+from . import fit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="palm-bayes",
+        description="Forecast active-learning accuracy curves with the PALM model (point fits and Bayesian).",
+    )
+    parser.add_argument("--version", action="version", version=f"palm-bayes {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fit.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, with a one-line message)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (InputError, OutputError) as e:
+        print(f"palm-bayes {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("palm-bayes: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""PALM.py-compatible output folders: ``palm_params.json``, ``palm_params.csv``, ``y_avg.npy``, ``y_fit.npy``,
+``palm_fit.png`` — what PALM.py writes and what ALDA's advisor reads back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .data import mean_curve
+from .outputs import OutputDir
+from .plot import plot_point_fit
+from .pointfit import PointFit, palm_py_average
+
+#: PALM.py's ``palm_params.csv`` columns, in its order.
+PALM_PY_CSV_COLUMNS = ["dataset", "model", "method", "episodes", "mode", "budget_size",
+                       "A_max", "delta", "alpha", "beta"]
+OUTPUT_FILES = ("palm_params.json", "palm_params.csv", "y_avg.npy", "y_fit.npy", "palm_fit.png")
+
+
+def mode_label(fit: PointFit, x_mode: str = "episodes") -> str:
+    """PALM.py's ``mode`` string for a fit (palm-bayes' own wording for robust fits)."""
+    if fit.mode == "palm.py":
+        return "PALM (episodes)" if x_mode == "episodes" else f"PALM (cumulative-normalized, b={fit.b:g})"
+    return f"PALM robust multistart (x = B/b, b={fit.b:g})"
+
+
+def fitted_average(rows: pd.DataFrame, fit: PointFit, num_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The average a fit describes, and its budgets: PALM.py's ``y_avg`` (episode k ↔ k·b) for ``palm.py``
+    fits, the per-budget mean over all runs for ``robust`` fits."""
+    if fit.mode == "palm.py":
+        y = palm_py_average(rows, num_samples)
+        return np.arange(1, len(y) + 1) * fit.b, y
+    mc = mean_curve(rows)
+    return mc["budget"].to_numpy(dtype=float), mc["mean"].to_numpy(dtype=float)
+
+
+def params_record(key: tuple[str, str, str], fit: PointFit, episodes: int, x_mode: str = "episodes") -> dict:
+    """One ``palm_params.csv`` row (PALM.py's columns)."""
+    dataset, model, method = key
+    return {"dataset": dataset, "model": model, "method": method, "episodes": episodes,
+            "mode": mode_label(fit, x_mode), "budget_size": fit.b, **fit.params}
+
+
+def write_palm_py_folder(
+    out: OutputDir,
+    prefix: str,
+    key: tuple[str, str, str],
+    rows: pd.DataFrame,
+    fit: PointFit,
+    *,
+    scale: str,
+    run_files: list[str],
+    num_samples: int | None,
+    x_mode: str = "episodes",
+) -> dict:
+    """Write the five PALM.py output files for one curve under ``out/prefix`` and return the JSON record."""
+    budgets, y_avg = fitted_average(rows, fit, num_samples)
+    y_fit = fit.predict(budgets)
+    rec = params_record(key, fit, len(y_avg), x_mode)
+    meta = {
+        **{k: rec[k] for k in ("dataset", "model", "method", "episodes", "mode", "budget_size")},
+        **fit.params,
+        "run_files": run_files,
+        # palm-bayes extras (PALM.py's readers ignore unknown keys)
+        "fit_mode": fit.mode,
+        "x_axis": "episode index 1..N" if fit.axis == "episode_index" else "B / b",
+        "budgets": budgets.tolist(),
+        "score_scale": scale,
+        "runs": int(rows["run"].nunique()),
+        "sse": fit.sse,
+        "rmse": fit.rmse,
+        "converged": fit.success,
+        "optimizer_message": fit.message,
+        "palm_bayes_version": __version__,
+    }
+    p = f"{prefix}/" if prefix else ""
+    out.write_json(f"{p}palm_params.json", meta)
+    out.write_csv(f"{p}palm_params.csv", pd.DataFrame([rec])[PALM_PY_CSV_COLUMNS])
+    out.write_npy(f"{p}y_avg.npy", y_avg)
+    out.write_npy(f"{p}y_fit.npy", y_fit)
+    grid = np.linspace(budgets.min(), budgets.max(), 200)
+    fig = plot_point_fit(rows, grid, fit.predict(grid), avg=(budgets, y_avg), scale=scale,
+                         title=f"{key[0]} · {key[1]} · {key[2]}\n{mode_label(fit, x_mode)}")
+    out.write_figure(f"{p}palm_fit.png", fig)
+    return meta
