@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 import pandas as pd
 
 from palm_bayes import data

@@ -367,7 +367,7 @@ def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     if neg.any():
         i = np.flatnonzero(neg)[0]
         raise InputError(f"{where(i)}: budget {df['budget'].iloc[i]:g} is negative (expected cumulative labels ≥ 0)")
-    dup = df.duplicated(CURVE_KEYS + ["run", "budget"], keep="first").to_numpy()
+    dup = df.duplicated([*CURVE_KEYS, "run", "budget"], keep="first").to_numpy()
     if dup.any():
         i = np.flatnonzero(dup)[0]
         r = df.iloc[i]
@@ -386,7 +386,7 @@ def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
             raise InputError(f"{source}: curve {'/'.join(map(str, key))} has {n} distinct budget(s) "
                              f"(expected at least {MIN_BUDGETS} to fit 4 PALM parameters)")
     out = df.drop(columns=[c for c in df.columns if c.startswith("_")])
-    out = out.sort_values(CURVE_KEYS + ["run", "budget"], key=_sort_key, kind="stable").reset_index(drop=True)
+    out = out.sort_values([*CURVE_KEYS, "run", "budget"], key=_sort_key, kind="stable").reset_index(drop=True)
     out = out[TIDY_COLUMNS]
     out.attrs.update(df.attrs)
     out.attrs["scale"] = scale
@@ -409,7 +409,13 @@ def _curve_name(row: pd.Series) -> str:
 def _locator(df: pd.DataFrame, source: str):
     """Function from a row position to 'file: line N' (CSV) or the run file's path (npy)."""
     if "_source" in df.columns:
-        return lambda i: f"{df['_source'].iloc[i]}: episode {int(i - np.flatnonzero(df['_source'] == df['_source'].iloc[i])[0]) + 1}"
+        src = df["_source"].to_numpy()
+
+        def run_file(i: int) -> str:
+            first = int(np.flatnonzero(src == src[i])[0])
+            return f"{src[i]}: episode {int(i) - first + 1}"
+
+        return run_file
     return lambda i: f"{source}: line {_line(i)}"
 
 
@@ -495,8 +501,8 @@ def episode_size(budgets: np.ndarray) -> float:
 
 def first_episodes(df: pd.DataFrame, n: int) -> pd.DataFrame:
     """Each run cut to its first ``n`` budgets (PALM.py's ``--num_samples``)."""
-    out = (df.sort_values(CURVE_KEYS + ["run", "budget"], kind="stable")
-             .groupby(CURVE_KEYS + ["run"], sort=False).head(n))
+    out = (df.sort_values([*CURVE_KEYS, "run", "budget"], kind="stable")
+             .groupby([*CURVE_KEYS, "run"], sort=False).head(n))
     out = out.sort_index()
     out.attrs.update(df.attrs)
     return validate(out.reset_index(drop=True), source="the first --num_samples episodes")

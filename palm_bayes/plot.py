@@ -6,9 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed (and none on servers or CI)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def score_label(scale: str) -> str:

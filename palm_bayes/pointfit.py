@@ -146,7 +146,7 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     resid = _palm_py_fn(x, *popt) - y
     sse = float(resid @ resid)
     return PointFit(*map(float, popt), b=float(budget_size), axis="episode_index", mode="palm.py", sse=sse,
-                    rmse=float(np.sqrt(sse / len(y))), n_points=len(y), success=ok and np.isfinite(sse),
+                    rmse=float(np.sqrt(sse / len(y))), n_points=len(y), success=bool(ok and np.isfinite(sse)),
                     message=msg, extra={"y_avg": y.tolist()})
 
 
@@ -200,7 +200,7 @@ def fit_robust(
     lo, hi = robust_bounds(float(x.min()), float(x.max()), top)
     rng = np.random.default_rng(seed)
     ymax = float(y.max())
-    starts = [np.array([ymax, 0.5, 1.0, 1.0])] + list(extra_starts or [])
+    starts = [np.array([ymax, 0.5, 1.0, 1.0]), *list(extra_starts or [])]
     for _ in range(n_starts):
         starts.append(np.array([
             rng.uniform(ymax, min(top, 1.5 * ymax + 0.01 * top)),

@@ -1,0 +1,160 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import AL_CSV, LCDB_CSV, RUNS_BASE, write_runs
+
+from palm_bayes.export import OUTPUT_FILES, PALM_PY_CSV_COLUMNS
+
+PALM_PY_KEYS = {"dataset", "model", "method", "episodes", "mode", "budget_size", "A_max", "delta", "alpha", "beta",
+                "run_files"}
+
+
+def test_fit_run_layout_writes_palm_py_files(cli, tmp_path):
+    code, out, err = cli("fit", "--base_path", RUNS_BASE, "--method", "entropy_b20", "--out_dir", tmp_path / "o")
+    assert code == 0, err
+    assert "=== PALM fit ===" in out
+    for f in OUTPUT_FILES:
+        assert (tmp_path / "o" / f).stat().st_size > 0
+    meta = json.loads((tmp_path / "o" / "palm_params.json").read_text())
+    assert PALM_PY_KEYS <= set(meta)
+    assert (meta["dataset"], meta["model"], meta["method"], meta["budget_size"]) == ("Yeast", "SVC_RBF",
+                                                                                      "entropy_b20", 20.0)
+    assert len(meta["run_files"]) == 5
+    csv = pd.read_csv(tmp_path / "o" / "palm_params.csv")
+    assert list(csv.columns[: len(PALM_PY_CSV_COLUMNS)]) == PALM_PY_CSV_COLUMNS
+    # what ALDA's advisor reads: dataset/method/budget_size and a 1-D y_avg
+    y_avg = np.load(tmp_path / "o" / "y_avg.npy")
+    y_fit = np.load(tmp_path / "o" / "y_fit.npy")
+    assert y_avg.ndim == 1 and y_avg.shape == y_fit.shape == (20,)
+    assert np.sqrt(np.mean((y_avg - y_fit) ** 2)) < 0.02
+
+
+def test_palm_py_mode_defaults_match_palm_py(cli, tmp_path):
+    code, _, err = cli("fit", "--base-path", RUNS_BASE, "--method", "entropy_b20", "--fit-mode", "palm.py",
+                       "--num_samples", "12", "--out-dir", tmp_path)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "palm_params.json").read_text())
+    # PALM.py's defaults: --num_variants 1, --budget_size 100, mode string
+    assert len(meta["run_files"]) == 1 and meta["run_files"][0].endswith("entropy_b20_1/plot_episode_yvalues.npy")
+    assert meta["budget_size"] == 100.0 and meta["mode"] == "PALM (episodes)" and meta["episodes"] == 12
+    y = np.load(RUNS_BASE / "entropy_b20_1" / "plot_episode_yvalues.npy")[:12]
+    np.testing.assert_allclose(np.load(tmp_path / "y_avg.npy"), y)
+
+
+def test_csv_with_several_curves_writes_one_folder_each(cli, tmp_path):
+    code, _, err = cli("fit", "--input", LCDB_CSV, "--out_dir", tmp_path)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "palm_params.csv")
+    assert len(table) == 3
+    for _, r in table.iterrows():
+        assert (tmp_path / r.dataset / r.model / r.method / "palm_params.json").exists()
+
+
+def test_csv_filter_by_method(cli, tmp_path):
+    code, _, err = cli("fit", "--input", AL_CSV, "--method", "random", "--out_dir", tmp_path)
+    assert code == 0, err
+    assert json.loads((tmp_path / "palm_params.json").read_text())["method"] == "random"
+
+
+def test_user_files_are_never_overwritten(cli, tmp_path):
+    mine = tmp_path / "palm_params.json"
+    mine.write_text("my notes")
+    code, _, err = cli("fit", "--input", AL_CSV, "--method", "random", "--out_dir", tmp_path)
+    assert code == 2 and "not written by palm-bayes" in err
+    assert mine.read_text() == "my notes"
+    assert not (tmp_path / "y_avg.npy").exists()  # nothing written before the check
+    # a second run into a folder palm-bayes owns is fine, and other files there stay untouched
+    other = tmp_path / "o"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert cli("fit", "--input", AL_CSV, "--method", "random", "--out_dir", other)[0] == 0
+    assert cli("fit", "--input", AL_CSV, "--method", "random", "--out_dir", other)[0] == 0
+    assert (other / "keep.txt").read_text() == "x"
+
+
+def _csv(tmp_path, text, name="bad.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD_ROWS = "".join(f"m,1,{b},{0.5 + b / 100}\n" for b in (10, 20, 30, 40))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("method,budget,score\n", "no data rows"),
+        ("method,score\nm,0.5\n", "missing column(s) budget"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,50,abc\n", "line 6: column score is 'abc'"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,50,nan\n", "line 6: column score"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,50,inf\n", "line 6: column score is 'inf'"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,50,130\n", "line 6: score 130 is outside [0, 1] and [0, 100]"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,-5,0.5\n", "line 6: budget -5 is negative"),
+        ("method,run,budget,score\n" + GOOD_ROWS + "m,1,20,0.5\n", "duplicated row for run 1 at budget 20"),
+        ("method,run,budget,score\nm,1,10,0.5\nm,1,20,0.6\nm,1,30,0.7\n", "3 distinct budget(s)"),
+    ],
+)
+def test_bad_csv_gives_one_line_and_status_2(cli, tmp_path, content, message):
+    p = _csv(tmp_path, content)
+    code, _out, err = cli("fit", "--input", p, "--out_dir", tmp_path / "o")
+    assert code == 2
+    assert message in err and str(p) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "palm_params.json").exists()
+
+
+def test_bad_run_layout_inputs(cli, tmp_path):
+    code, _, err = cli("fit", "--base_path", tmp_path / "missing", "--method", "m")
+    assert code == 2 and "no such directory" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("fit", "--base_path", tmp_path / "empty", "--method", "m")
+    assert code == 2 and "no runs found for method 'm'" in err
+    d = tmp_path / "r" / "m_1"
+    d.mkdir(parents=True)
+    (d / "plot_episode_yvalues.npy").write_bytes(b"")
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "not a readable NumPy .npy file" in err and "m_1" in err
+    np.save(d / "plot_episode_yvalues.npy", np.array(["a", "b"]))
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "expected numbers" in err
+    np.save(d / "plot_episode_yvalues.npy", np.array([0.5, np.nan, 0.6, 0.7, 0.8]))
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "episode 2" in err and "finite" in err
+    np.save(d / "plot_episode_yvalues.npy", np.array([0.5, 0.55, 0.6, 0.7, 0.8]))
+    np.save(d / "plot_episode_xvalues.npy", np.array([10, 20, 20, 40, 50]))
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "budgets not increasing at episode 3" in err and "plot_episode_xvalues.npy" in err
+    np.save(d / "plot_episode_xvalues.npy", np.array([10, 20, 30]))
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "3 budgets but plot_episode_yvalues.npy has 5" in err
+    np.save(d / "plot_episode_xvalues.npy", np.array([-10, 20, 30, 40, 50]))
+    code, _, err = cli("fit", "--base_path", tmp_path / "r", "--method", "m")
+    assert code == 2 and "budget -10 is negative" in err
+
+
+def test_missing_input_file(cli, tmp_path):
+    code, _, err = cli("fit", "--input", tmp_path / "nope.csv")
+    assert code == 2 and "nope.csv: no such file" in err
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    p = _csv(tmp_path, "method,budget\nm,1\n")
+    r = subprocess.run([sys.executable, "-m", "palm_bayes_cli.main", "fit", "--input", str(p)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_percent_runs_fit_in_percent(cli, tmp_path):
+    ys = [np.array([55.0, 62, 68, 72, 75, 77, 78]) + i for i in range(3)]
+    write_runs(tmp_path / "in", "m", ys, [np.arange(1, 8) * 5.0] * 3)
+    code, _, err = cli("fit", "--base_path", tmp_path / "in", "--out_dir", tmp_path / "o")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "o" / "palm_params.json").read_text())
+    assert meta["score_scale"] == "percent" and 70 < meta["A_max"] <= 100 and meta["budget_size"] == 5.0
