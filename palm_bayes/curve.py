@@ -156,3 +156,18 @@ def palm_curve_jacobian(x: np.ndarray, A_max: float, delta: float, alpha: float,
         A_max * e * lam * beta * base ** (beta - 1),
         A_max * e * lam * u * np.log(base),
     ])
+
+
+def palm_curve_cloglog(x: Any, A_max: Any, log_lambda: Any, alpha: Any, beta: Any, *, xp: Any = np) -> Any:
+    """The same PALM curve written through ``λ = -ln(1 - δ)`` in a numerically stable form.
+
+    ``A_max · (1 - exp(-exp(log λ + β · log(x + α))))``, identical to :func:`palm_curve` with
+    ``δ = 1 - exp(-λ)`` but without forming ``1 - δ`` (which loses precision when δ is near 0 or 1). ``xp`` is
+    the math module (NumPy, or ``pytensor.tensor`` for model graphs).
+    """
+    return A_max * -xp.expm1(-xp.exp(log_lambda + beta * xp.log(x + alpha)))
+
+
+def delta_from_log_lambda(log_lambda: Any) -> Any:
+    """δ = 1 - exp(-λ) from log λ (NumPy)."""
+    return -np.expm1(-np.exp(log_lambda))

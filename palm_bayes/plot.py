@@ -58,3 +58,47 @@ def plot_point_fit(
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: int = 24):
+    """Per curve: runs as points, point fit, posterior median, mean-curve band and predictive band.
+
+    Parameters
+    ----------
+    fc : Forecaster
+        A fitted forecaster (for the observed runs).
+    table : DataFrame
+        Its ``predict`` output.
+    level : float
+        Level of the bands (for the legend).
+    max_curves : int
+        At most this many panels (the first curves); the title says when some were left out.
+    """
+    keys = fc.keys()
+    shown = keys[:max_curves]
+    ncol = min(3, len(shown))
+    nrow = int(np.ceil(len(shown) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False)
+    pct = f"{level:.0%}"
+    for ax, key in zip(axes.flat, shown, strict=False):
+        t = table[(table.dataset == key[0]) & (table.model == key[1]) & (table.method == key[2])].sort_values("budget")
+        rows = fc._rows(key)
+        ax.fill_between(t.budget, t.pred_lower, t.pred_upper, color="C0", alpha=0.15, lw=0,
+                        label=f"{pct} predictive band (one new run)")
+        ax.fill_between(t.budget, t.lower, t.upper, color="C0", alpha=0.35, lw=0, label=f"{pct} band of the mean curve")
+        ax.plot(t.budget, t["median"], color="C0", lw=2, label="posterior median")
+        ax.plot(t.budget, t.point, color="C3", lw=1.3, ls="--", label="point fit")
+        ax.plot(rows.budget, rows.score, ".", color="0.3", ms=3, label="observed runs")
+        ax.axvline(rows.budget.max(), color="0.5", lw=0.8, ls=":", label="last observed budget")
+        ax.set_title(" · ".join(key), fontsize=9)
+        ax.set_xlabel("Cumulative budget (labels)")
+        ax.set_ylabel(score_label(fc.scale))
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    if len(keys) > len(shown):
+        fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in forecast.csv)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 if nrow == 1 else 0.04, 1, 0.97))
+    return fig

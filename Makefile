@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - create .venv, install palm-bayes, run the main job on the shipped example data
+#   make test   - create .venv if needed, install, run ruff and the test suite
+# PYTHON / VENV pick the interpreter and the environment (CI's second leg: PYTHON=python3.12 VENV=.venv-py312).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= demo_out
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/palm-bayes fit --base_path examples/al_runs/Yeast/SVC_RBF --method entropy_b20 --out_dir $(OUT)/fit
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(OUT)

@@ -1,0 +1,100 @@
+"""``palm-bayes forecast``: Bayesian PALM fit of every curve in INPUT, forecasts with intervals."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from palm_bayes import data
+from palm_bayes.errors import InputError
+from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress
+from palm_bayes.model import LIKELIHOODS
+from palm_bayes.outputs import OutputDir
+from palm_bayes.plot import plot_forecasts
+
+OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
+
+
+def add_fitting_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that samples (forecast, and later decide/report/backtest)."""
+    g = p.add_argument_group("fitting")
+    g.add_argument("--method", nargs="+", help="only these methods (default: all)")
+    g.add_argument("--dataset", nargs="+", help="only these datasets (default: all)")
+    g.add_argument("--model", nargs="+", help="only these models (default: all)")
+    cut = g.add_mutually_exclusive_group()
+    cut.add_argument("--max-points", type=int, help="fit only each curve's first K budgets")
+    cut.add_argument("--upto", type=float, help="fit only budgets <= B")
+    g.add_argument("--level", type=float, nargs="+", default=[0.9], help="interval level(s) (default 0.9)")
+    g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical outputs")
+    g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
+    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default="normal",
+                   help="observation noise: normal (default) or student (robust to outlying episodes)")
+    g.add_argument("--budget-size", type=float, default=100.0,
+                   help="labels per episode for PALM run folders without x values (default 100)")
+    g.add_argument("--quiet", action="store_true", help="no progress or summary output")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("forecast", help="Bayesian forecast of accuracy at future budgets, with intervals",
+                       description="Fit the Bayesian PALM model to every curve (dataset/model/method) in INPUT "
+                       "and forecast accuracy at future budgets. Writes forecast.csv, params.csv, "
+                       "diagnostics.csv, posterior.nc and forecast.png into --out.")
+    p.add_argument("input", help="CSV (long or ALDA), PALM run folder(s), or a PALM.py output folder")
+    at = p.add_mutually_exclusive_group()
+    at.add_argument("--at", type=float, nargs="+", help="forecast exactly these budgets for every curve")
+    at.add_argument("--horizon", type=float, help="largest budget of the default grid (default 2x the largest)")
+    p.add_argument("--out", default="palm_bayes_out", help="output folder (default ./palm_bayes_out)")
+    add_fitting_flags(p)
+    p.set_defaults(run=run)
+
+
+def check_sampling_flags(args: argparse.Namespace) -> None:
+    for flag in ("draws", "chains"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive whole number")
+    if args.tune < 0:
+        raise InputError(f"--tune {args.tune}: expected 0 or more")
+    for lv in args.level:
+        if not 0 < lv < 1:
+            raise InputError(f"--level {lv:g}: expected a level strictly between 0 and 1, e.g. 0.9")
+
+
+def load_input(args: argparse.Namespace):
+    """Load, select and cut the input as the fitting flags say."""
+    df = data.load_curves(args.input, budget_size=args.budget_size)
+    df = data.select(df, dataset=args.dataset, model=args.model, method=args.method)
+    return data.pilot(df, max_points=args.max_points, upto=args.upto)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_sampling_flags(args)
+    if args.at is not None and any(not np.isfinite(b) or b < 0 for b in args.at):
+        raise InputError("--at: expected budgets >= 0")
+    df = load_input(args)
+    out = OutputDir(args.out)
+    out.check(*OUTPUTS)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    n = len(data.curve_keys(df))
+    say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
+        f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
+    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                    likelihood=args.likelihood, progress=None if args.quiet else print_progress)
+    fc.fit(df)
+    table = fc.predict(budgets=args.at, level=args.level, horizon=args.horizon)
+    out.write_csv("forecast.csv", table)
+    out.write_csv("params.csv", fc.params(level=args.level[0]))
+    diag = fc.diagnostics()
+    out.write_csv("diagnostics.csv", diag)
+    fc.save(out)
+    out.write_figure("forecast.png", plot_forecasts(fc, table, level=args.level[0]))
+    for r in diag.itertuples():
+        if r.status != "ok":
+            say(f"{r.status}: {r.dataset}/{r.model}/{r.method}: {r.message}")
+    ok = int((diag.status == "ok").sum())
+    say(f"{ok}/{n} curve(s) sampled cleanly, {int((diag.status == 'warning').sum())} with warnings, "
+        f"{len(fc.failures)} failed → {out.path}")
+    return 1 if len(fc.failures) == n else 0

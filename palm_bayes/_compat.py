@@ -1,0 +1,46 @@
+"""The one place that knows which PyMC / ArviZ generation is installed.
+
+Python 3.11 resolves PyMC 5.x + ArviZ 0.x (``InferenceData``); Python ≥ 3.12 resolves PyMC 6.x + ArviZ 1.x (an
+``xarray.DataTree``). palm-bayes keeps its own draws as NumPy arrays, so only diagnostics, the posterior group of
+a sampler result, and reading a saved posterior need a shim.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.x announces its 1.0 refactor on import
+    import arviz as az
+
+ARVIZ_MAJOR = int(az.__version__.split(".")[0])
+
+
+def rhat(draws: np.ndarray) -> float:
+    """Rank-normalised split R-hat of one scalar's draws shaped (chain, draw)."""
+    return float(az.rhat(np.asarray(draws, dtype=float)))
+
+
+def ess(draws: np.ndarray, method: str = "bulk") -> float:
+    """Bulk or tail effective sample size of draws shaped (chain, draw)."""
+    a = np.asarray(draws, dtype=float)
+    if method == "tail" and ARVIZ_MAJOR >= 1:
+        return float(az.ess(a, method="tail", prob=(0.05, 0.95)))
+    return float(az.ess(a, method=method))
+
+
+def posterior_arrays(result, names: list[str]) -> dict[str, np.ndarray]:
+    """``{name: array (chain, draw, ...)}`` from a sampler result (InferenceData or DataTree)."""
+    post = result["posterior"] if ARVIZ_MAJOR >= 1 or not hasattr(result, "posterior") else result.posterior
+    return {n: np.asarray(post[n].values) for n in names}
+
+
+def divergences(result) -> int:
+    """Number of divergent transitions after tuning in a sampler result."""
+    stats = result["sample_stats"] if ARVIZ_MAJOR >= 1 or not hasattr(result, "sample_stats") else result.sample_stats
+    for key in ("diverging", "divergences"):
+        if key in stats:
+            return int(np.asarray(stats[key].values).sum())
+    return 0

@@ -1,0 +1,348 @@
+"""The :class:`Forecaster`: fit every curve of a tidy table, predict accuracy at any budget with intervals.
+
+Prophet's contract: ``fit`` takes the tidy DataFrame from :mod:`palm_bayes.data`; ``predict`` returns a DataFrame
+with a point value and lower/upper columns; ``save`` / ``load`` keep a fit so later commands need not sample
+again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .curve import budget_curve
+from .data import CURVE_KEYS, detect_scale, iter_curves, scale_max
+from .errors import InputError
+from .model import (
+    PARAMS,
+    CurveData,
+    CurvePosterior,
+    PalmSampler,
+    SamplerSettings,
+    curve_seed,
+    diagnostics_table,
+    health_warnings,
+)
+from .outputs import OutputDir
+from .pointfit import PARAM_NAMES, PointFit, fit_curve
+
+#: ``forecast.csv`` starts with exactly these columns.
+FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point", "mean", "median", "lower", "upper",
+                    "pred_lower", "pred_upper"]
+POSTERIOR_FILE = "posterior.nc"
+Key = tuple[str, str, str]
+
+
+def _levels(level: float | Iterable[float]) -> list[float]:
+    levels = [float(level)] if np.isscalar(level) else [float(v) for v in level]
+    if not levels or any(not 0 < v < 1 for v in levels):
+        raise InputError(f"--level {level}: expected interval levels strictly between 0 and 1, e.g. 0.9")
+    return levels
+
+
+class Forecaster:
+    """Bayesian PALM forecasts for many curves.
+
+    Parameters
+    ----------
+    draws, tune, chains : int
+        NUTS draws kept per chain, tuning steps per chain, chains.
+    seed : int
+        Seed; the same seed gives identical numbers (each curve's seed derives from it and the curve's name).
+    likelihood : {"normal", "student"}
+        Observation noise; ``"student"`` is robust to outlying episodes.
+    target_accept : float
+        NUTS target acceptance rate.
+    backend : {"nutpie", "pymc"}, optional
+        Sampler; nutpie when installed.
+    progress : callable, optional
+        ``progress(i, n, key, seconds)`` after each curve.
+
+    Attributes
+    ----------
+    posteriors : dict
+        ``{(dataset, model, method): CurvePosterior}`` for every curve that sampled.
+    point_fits : dict
+        ``{key: PointFit}``, the robust least-squares fit of the same data.
+    failures : dict
+        ``{key: message}`` for curves whose sampling failed (the others still finish).
+    """
+
+    def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
+                 likelihood: str = "normal", target_accept: float = 0.9, backend: str | None = None,
+                 progress: Callable | None = None):
+        self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
+                                        target_accept=target_accept, likelihood=likelihood)
+        self.backend = backend
+        self.progress = progress
+        self.posteriors: dict[Key, CurvePosterior] = {}
+        self.point_fits: dict[Key, PointFit] = {}
+        self.failures: dict[Key, str] = {}
+        self.history: pd.DataFrame | None = None
+        self.scale: str | None = None
+
+    # ------------------------------------------------------------------------------------------ fit
+
+    def fit(self, df: pd.DataFrame) -> Forecaster:
+        """Sample the posterior of every curve (dataset, model, method) in a tidy table."""
+        missing = [c for c in [*CURVE_KEYS, "run", "budget", "score"] if c not in df.columns]
+        if missing:
+            raise InputError(f"the table lacks column(s) {', '.join(missing)}")
+        self.scale = df.attrs.get("scale") or detect_scale(df["score"])
+        self.history = df[[*CURVE_KEYS, "run", "budget", "score"]].copy()
+        sampler = PalmSampler(self.settings, self.backend)
+        curves = list(iter_curves(df))
+        for i, (key, rows) in enumerate(curves, start=1):
+            t0 = time.perf_counter()
+            cd = CurveData.from_rows(rows, self.scale)
+            self.point_fits[key] = fit_curve(rows, mode="robust", scale=self.scale, b=cd.b,
+                                             seed=self.settings.seed)
+            try:
+                self.posteriors[key] = sampler.sample(cd, key)
+            except Exception as e:  # a failed curve is reported; the others still finish
+                self.failures[key] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            if self.progress:
+                self.progress(i, len(curves), key, time.perf_counter() - t0)
+        return self
+
+    # ------------------------------------------------------------------------------------------ predict
+
+    def keys(self) -> list[Key]:
+        """Curve keys in fitting order (failed ones included)."""
+        return [tuple(k) for k in self.history[CURVE_KEYS].drop_duplicates().itertuples(index=False)]
+
+    def default_budgets(self, key: Key, horizon: float | None = None, n_grid: int = 20) -> np.ndarray:
+        """Every observed budget of a curve plus an even grid up to ``horizon`` (default 2 × the largest)."""
+        obs = np.sort(self._rows(key)["budget"].unique())
+        top = float(horizon) if horizon is not None else 2.0 * float(obs.max())
+        grid = np.linspace(obs.max(), top, n_grid + 1)[1:] if top > obs.max() else np.array([])
+        return np.unique(np.round(np.concatenate([obs, grid]), 6))
+
+    def curve_draws(self, key: Key, budgets: np.ndarray, *, predictive: bool = False) -> np.ndarray:
+        """Posterior draws (draws × budgets) of the mean curve A(B), or of one new run's score if ``predictive``,
+        on the input's score scale."""
+        post = self.posteriors[key]
+        d = {k: v.reshape(-1) for k, v in post.draws.items()}
+        B = np.asarray(budgets, dtype=float)[None, :]
+        mu = budget_curve(B, d["A_max"][:, None], d["delta"][:, None], d["alpha"][:, None], d["beta"][:, None],
+                          b=post.b)
+        if predictive:
+            rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 1)
+            n = mu.shape[0]
+            run = d["tau"][:, None] * rng.standard_normal((n, 1))
+            noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
+            mu = mu + run + d["sigma"][:, None] * noise
+        return mu * scale_max(post.scale)
+
+    def predict(self, budgets: Iterable[float] | Mapping[Key, Iterable[float]] | None = None,
+                level: float | Iterable[float] = 0.9, horizon: float | None = None) -> pd.DataFrame:
+        """Forecast table: one row per curve × budget.
+
+        Parameters
+        ----------
+        budgets : array, or dict key → array, optional
+            Budgets to forecast (the same for every curve, or per curve). Default: every observed budget plus an
+            even grid up to ``horizon``.
+        level : float or list of floats
+            Equal-tailed interval level(s). The first gives ``lower/upper/pred_lower/pred_upper``; every level
+            also gets suffixed columns such as ``lower_90``.
+        horizon : float, optional
+            Largest budget of the default grid (default: twice the largest observed budget).
+
+        Returns
+        -------
+        DataFrame
+            :data:`FORECAST_COLUMNS`, then ``sd`` and per-level columns, ``status``. ``point`` is the robust
+            least-squares fit; ``mean``/``median``/``lower``/``upper`` summarise the posterior of the mean curve;
+            ``pred_lower``/``pred_upper`` bound one new run's score. Failed curves keep ``point`` and get NaN.
+        """
+        levels = _levels(level)
+        frames = []
+        for key in self.keys():
+            if isinstance(budgets, Mapping):
+                B = np.asarray(budgets.get(key, []), dtype=float)
+            elif budgets is not None:
+                B = np.asarray(list(budgets), dtype=float)
+            else:
+                B = self.default_budgets(key, horizon)
+            B = np.sort(np.unique(B))
+            obs = set(self._rows(key)["budget"].to_numpy().tolist())
+            out = pd.DataFrame({"dataset": key[0], "model": key[1], "method": key[2], "budget": B,
+                                "observed": [b in obs for b in B]})
+            fit = self.point_fits.get(key)
+            out["point"] = fit.predict(B) if fit is not None and np.isfinite(fit.A_max) else np.nan
+            if key in self.posteriors:
+                mu = self.curve_draws(key, B)
+                pred = self.curve_draws(key, B, predictive=True)
+                out["mean"], out["median"], out["sd"] = mu.mean(0), np.median(mu, 0), mu.std(0)
+                for j, lv in enumerate(levels):
+                    q = [(1 - lv) / 2, 1 - (1 - lv) / 2]
+                    lo, hi = np.quantile(mu, q, axis=0)
+                    plo, phi = np.quantile(pred, q, axis=0)
+                    tag = f"{round(lv * 100, 4):g}".replace(".", "_")
+                    if j == 0:
+                        out["lower"], out["upper"], out["pred_lower"], out["pred_upper"] = lo, hi, plo, phi
+                    out[f"lower_{tag}"], out[f"upper_{tag}"] = lo, hi
+                    out[f"pred_lower_{tag}"], out[f"pred_upper_{tag}"] = plo, phi
+                out["status"] = "ok" if not self.posteriors[key].warnings else "warning"
+            else:
+                for c in ("mean", "median", "lower", "upper", "pred_lower", "pred_upper", "sd"):
+                    out[c] = np.nan
+                out["status"] = "failed"
+            frames.append(out)
+        table = pd.concat(frames, ignore_index=True)
+        rest = [c for c in table.columns if c not in FORECAST_COLUMNS]
+        return table[FORECAST_COLUMNS + rest]
+
+    # ------------------------------------------------------------------------------------------ summaries
+
+    def params(self, level: float = 0.9) -> pd.DataFrame:
+        """Per curve and parameter: point fit, posterior mean/sd/median/interval, R-hat, ESS, divergences.
+
+        A_max, sigma and tau are on the input's score scale.
+        """
+        rows = []
+        q = [(1 - level) / 2, 1 - (1 - level) / 2]
+        for key in self.keys():
+            fit = self.point_fits.get(key)
+            post = self.posteriors.get(key)
+            for name in PARAMS:
+                r = dict(zip(CURVE_KEYS, key, strict=True), param=name)
+                factor = scale_max(self.scale) if name in ("A_max", "sigma", "tau") else 1.0
+                # the point fit is on the input's scale already, and has no noise terms
+                r["point"] = getattr(fit, name) if fit is not None and name in PARAM_NAMES else np.nan
+                if post is not None:
+                    d = post.draws[name].reshape(-1) * factor
+                    lo, hi = np.quantile(d, q)
+                    diag = post.diagnostics.set_index("param").loc[name]
+                    r.update(mean=d.mean(), sd=d.std(), median=np.median(d), lower=lo, upper=hi,
+                             r_hat=diag.r_hat, ess_bulk=diag.ess_bulk, ess_tail=diag.ess_tail,
+                             divergences=post.divergences, b=post.b)
+                rows.append(r)
+        return pd.DataFrame(rows)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """One row per curve: worst R-hat, smallest ESS, divergences, seconds, warnings, failure."""
+        rows = []
+        for key in self.keys():
+            r = dict(zip(CURVE_KEYS, key, strict=True))
+            post = self.posteriors.get(key)
+            if post is None:
+                r.update(status="failed", message=self.failures.get(key, ""))
+            else:
+                d = post.diagnostics
+                r.update(status="warning" if post.warnings else "ok", max_r_hat=d.r_hat.max(),
+                         min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
+                         divergences=post.divergences, seconds=post.seconds, message="; ".join(post.warnings))
+            rows.append(r)
+        return pd.DataFrame(rows)
+
+    def _rows(self, key: Key) -> pd.DataFrame:
+        h = self.history
+        return h[(h.dataset == key[0]) & (h.model == key[1]) & (h.method == key[2])]
+
+    # ------------------------------------------------------------------------------------------ persistence
+
+    def save(self, out: OutputDir | str | Path, name: str = POSTERIOR_FILE) -> Path:
+        """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file.
+
+        Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows) and
+        ``constant_data`` (per-curve b, point fit, divergences, seconds); settings in the file's attributes.
+        """
+        import xarray as xr
+
+        out = out if isinstance(out, OutputDir) else OutputDir(out)
+        keys = [k for k in self.keys() if k in self.posteriors]
+        curve = ["/".join(k) for k in keys]
+        first = next(iter(self.posteriors.values())) if self.posteriors else None
+        names = list(first.draws) if first else list(PARAMS)
+        post = xr.Dataset(
+            {n: (("curve", "chain", "draw"), np.stack([self.posteriors[k].draws[n] for k in keys]))
+             for n in names} if keys else {},
+            coords={"curve": curve, "dataset": ("curve", [k[0] for k in keys]),
+                    "model": ("curve", [k[1] for k in keys]), "method": ("curve", [k[2] for k in keys])},
+        )
+        hist = self.history.reset_index(drop=True)
+        observed = xr.Dataset({c: ("obs", hist[c].astype(str).to_numpy() if c in (*CURVE_KEYS, "run")
+                                       else hist[c].to_numpy(dtype=float)) for c in hist.columns})
+        all_keys = self.keys()
+        const = xr.Dataset(
+            {"b": ("all_curve", [self.point_fits[k].b if k in self.point_fits else np.nan for k in all_keys]),
+             **{f"point_{p}": ("all_curve", [getattr(self.point_fits[k], p) if k in self.point_fits else np.nan
+                                            for k in all_keys]) for p in PARAM_NAMES},
+             "point_success": ("all_curve", [bool(k in self.point_fits and self.point_fits[k].success)
+                                             for k in all_keys]),
+             "divergences": ("all_curve", [self.posteriors[k].divergences if k in self.posteriors else -1
+                                           for k in all_keys]),
+             "seconds": ("all_curve", [self.posteriors[k].seconds if k in self.posteriors else np.nan
+                                       for k in all_keys]),
+             "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys])},
+            coords={"all_curve": ["/".join(k) for k in all_keys]},
+        )
+        meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
+                "keys": [list(k) for k in all_keys]}
+        post.attrs["palm_bayes"] = json.dumps(meta)
+
+        def write(path: Path) -> None:
+            post.to_netcdf(path, group="posterior", engine="h5netcdf", mode="w")
+            observed.to_netcdf(path, group="observed_data", engine="h5netcdf", mode="a")
+            const.to_netcdf(path, group="constant_data", engine="h5netcdf", mode="a")
+
+        return out.write_with(name, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        """Read a forecaster written by :meth:`save` (a ``posterior.nc`` file or the folder holding it)."""
+        import xarray as xr
+
+        p = Path(path)
+        p = p / POSTERIOR_FILE if p.is_dir() else p
+        if not p.exists():
+            raise InputError(f"{p}: no saved posterior (expected {POSTERIOR_FILE} written by palm-bayes forecast)")
+        try:
+            post = xr.open_dataset(p, group="posterior", engine="h5netcdf").load()
+            observed = xr.open_dataset(p, group="observed_data", engine="h5netcdf").load()
+            const = xr.open_dataset(p, group="constant_data", engine="h5netcdf").load()
+            meta = json.loads(post.attrs["palm_bayes"])
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
+        s = meta["settings"]
+        fc = cls(draws=s["draws"], tune=s["tune"], chains=s["chains"], seed=s["seed"], likelihood=s["likelihood"],
+                 target_accept=s["target_accept"])
+        fc.scale = meta["scale"]
+        hist = observed.to_dataframe().reset_index(drop=True)
+        fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
+        for i, key in enumerate(tuple(k) for k in meta["keys"]):
+            b = float(const["b"].values[i])
+            vals = [float(const[f"point_{q}"].values[i]) for q in PARAM_NAMES]
+            if np.all(np.isfinite(vals)):
+                fc.point_fits[key] = PointFit(*vals, b=b, axis="budget", mode="robust", sse=np.nan, rmse=np.nan,
+                                              n_points=0, success=bool(const["point_success"].values[i]))
+            if str(const["failure"].values[i]):
+                fc.failures[key] = str(const["failure"].values[i])
+        for j in range(post.sizes.get("curve", 0)):
+            key = (str(post["dataset"].values[j]), str(post["model"].values[j]), str(post["method"].values[j]))
+            i = [tuple(k) for k in meta["keys"]].index(key)
+            draws = {n: np.asarray(post[n].values[j]) for n in post.data_vars}
+            diag = diagnostics_table(draws)
+            ndiv = int(const["divergences"].values[i])
+            fc.posteriors[key] = CurvePosterior(draws=draws, b=float(const["b"].values[i]), scale=fc.scale,
+                                                diagnostics=diag, divergences=ndiv,
+                                                seconds=float(const["seconds"].values[i]),
+                                                likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv))
+        return fc
+
+
+def print_progress(i: int, n: int, key: Key, seconds: float) -> None:
+    """Default progress line on standard error (only when it is a terminal)."""
+    if sys.stderr.isatty():
+        print(f"\r[{i}/{n}] {'/'.join(key)} ({seconds:.1f} s)\033[K", end="" if i < n else "\n", file=sys.stderr,
+              flush=True)
