@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
+	$(BIN)/palm-bayes forecast examples/al_curves_yeast_svc.csv --max-points 8 --out $(OUT)/forecast
 	$(BIN)/palm-bayes fit --base_path examples/al_runs/Yeast/SVC_RBF --method entropy_b20 --out_dir $(OUT)/fit
 
 test: install

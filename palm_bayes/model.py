@@ -194,7 +194,8 @@ class PalmSampler:
                   "logit_ref": np.asarray(data.logit_ref)}
         seed = curve_seed(s.seed, key)
         t0 = time.perf_counter()
-        names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"] + (["nu"] if s.likelihood == "student" else [])
+        names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"]
+        names += ["nu"] if s.likelihood == "student" else []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.backend == "nutpie":
@@ -208,8 +209,8 @@ class PalmSampler:
                 with model:
                     pm.set_data(values)
                     result = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=seed,
-                                       target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False,
-                                       cores=1)
+                                       target_accept=s.target_accept, progressbar=False,
+                                       compute_convergence_checks=False, cores=1)
         seconds = time.perf_counter() - t0
         raw = _compat.posterior_arrays(result, names)
         raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))

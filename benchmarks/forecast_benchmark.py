@@ -1,0 +1,108 @@
+"""Forecast benchmark on the development sets (needs ../shared/data beside the repo; not run in CI).
+
+For each dev set: cut every curve to its pilot with the official rule, fit the Bayesian model on the pilot only,
+forecast every later budget, write forecast.csv, and score it with ../shared/tools/task.py (the same rules as
+../shared/tools/score_forecast.py). Prints final-budget MAE of ``mean`` and ``point`` (accuracy points), MAE over
+all later budgets, coverage and width of the mean-curve and predictive intervals, sampling health, time, memory.
+
+    python benchmarks/forecast_benchmark.py [--sets lcdb al] [--limit N] [--draws 1000 --tune 1000 --chains 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {"lcdb": ("lcdb_dev.csv", "lcdb"), "al": ("al_dev/al_curves.csv", "al")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--tools-dir", default=str(ROOT.parent / "shared" / "tools"))
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--limit", type=int, default=None, help="only the first N curves of each set")
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--likelihood", default="normal")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    a = ap.parse_args()
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, a.tools_dir)
+    import task  # the official pilot rule and scorer
+
+    from palm_bayes import data
+    from palm_bayes.forecast import Forecaster
+
+    results = {}
+    t_start = time.perf_counter()
+    for name in a.sets:
+        fname, rule = SETS[name]
+        full = pd.read_csv(Path(a.data_dir) / fname)
+        if a.limit:
+            k = task.keys(full)
+            first = full[k].drop_duplicates().head(a.limit)
+            full = full.merge(first, on=k)
+        pilot_rows, truth = task.split(full, rule)
+        with tempfile.TemporaryDirectory() as tmp:
+            pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
+            pilot = data.load_curves(Path(tmp) / "pilot.csv")
+        targets = {}
+        for key, _ in data.iter_curves(pilot):
+            kk = dict(zip(data.CURVE_KEYS, key, strict=True))
+            m = np.ones(len(truth), bool)
+            for c in task.keys(truth):
+                m &= truth[c].astype(str).to_numpy() == kk[c]
+            targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
+        t0 = time.perf_counter()
+        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood).fit(pilot)
+        fit_s = time.perf_counter() - t0
+        table = fc.predict(budgets=targets, level=0.9)
+        out = Path(a.out) / name
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "forecast.csv", index=False)
+        fc.diagnostics().to_csv(out / "diagnostics.csv", index=False)
+        score = task.score(truth, table, label=name)
+        diag = fc.diagnostics()
+        ok = diag[diag.status != "failed"]
+        sampled = ok.seconds.sum()
+        score.update(
+            curves_fitted=len(diag), failures=int((diag.status == "failed").sum()),
+            curves_with_divergences=int((ok.divergences > 0).sum()), divergences_total=int(ok.divergences.sum()),
+            curves_rhat_gt_1_01=int((ok.max_r_hat > 1.01).sum()),
+            curves_ess_bulk_lt_400=int((ok.min_ess_bulk < 400).sum()),
+            healthy_fraction=float(((ok.divergences == 0) & (ok.max_r_hat <= 1.01) & (ok.min_ess_bulk >= 400)).mean()),
+            wall_s_total=fit_s, wall_s_per_curve=fit_s / len(diag), sampling_s_per_curve=sampled / max(len(ok), 1),
+        )
+        err = (table.merge(truth[[*task.keys(truth), "budget", "true_mean", "final"]].assign(
+            **{c: truth[c].astype(str) for c in task.keys(truth)}), on=[*task.keys(truth), "budget"]))
+        fin = err[err.final]
+        per_curve = ((fin["mean"] - fin.true_mean).abs() * 100).round(2).tolist()
+        score["per_curve_final_abs_err"] = per_curve
+        results[name] = score
+        print(f"\n=== {name} dev ({score['curves']} curves, pilot rule '{rule}') ===")
+        for k, v in score.items():
+            if k != "per_curve_final_abs_err":
+                print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
+        print(f"  per-curve final |error| (points): {sorted(per_curve, reverse=True)[:8]} ... (largest 8)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; peak memory {peak:.0f} MiB")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (Path(a.out) / "results.json").write_text(json.dumps(
+        {"results": results, "peak_mib": peak, "settings": vars(a)}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The Bayesian model and the Forecaster, at small draw counts (heavy runs live in benchmarks/)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import AL_CSV
+
+from palm_bayes import data
+from palm_bayes.curve import budget_curve
+from palm_bayes.forecast import FORECAST_COLUMNS, Forecaster
+
+FAST = dict(draws=300, tune=400, chains=2)
+
+
+def simulate(n_curves: int, seed: int = 7, n_runs: int = 5, n_budgets: int = 15, b: float = 10.0):
+    """Curves from known PALM parameters with a run effect and noise; returns (tidy table, truth dict)."""
+    rng = np.random.default_rng(seed)
+    frames, truth = [], {}
+    for i in range(n_curves):
+        p = dict(A_max=rng.uniform(0.75, 0.95), delta=rng.uniform(0.08, 0.35), alpha=rng.uniform(0.0, 2.0),
+                 beta=rng.uniform(0.7, 1.3))
+        tau, sigma = 0.008, 0.01
+        B = np.arange(1, n_budgets + 1) * b
+        mu = budget_curve(B, b=b, **p)
+        for r in range(n_runs):
+            y = mu + tau * rng.standard_normal() + sigma * rng.standard_normal(len(B))
+            frames.append(pd.DataFrame({"dataset": "sim", "model": "m", "method": f"c{i:02d}", "run": str(r),
+                                        "budget": B, "score": np.clip(y, 0, 1)}))
+        truth[("sim", "m", f"c{i:02d}")] = (p, tau, sigma)
+    df = data.validate(pd.concat(frames, ignore_index=True), "simulated")
+    return df, truth
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    df, truth = simulate(20)
+    fc = Forecaster(seed=11, **FAST).fit(df)
+    return df, truth, fc
+
+
+def test_parameter_recovery_and_interval_coverage(recovery):
+    _df, truth, fc = recovery
+    params = fc.params(level=0.9).set_index(["method", "param"])
+    hits = {"A_max": 0, "delta": 0, "beta": 0}
+    for key, (p, _, _) in truth.items():
+        for name in hits:
+            r = params.loc[(key[2], name)]
+            hits[name] += bool(r.lower <= p[name] <= r.upper)
+    n = len(truth)
+    # 90% intervals: roughly nominal. With 20 curves, 14/20 is far below what a calibrated posterior gives
+    # (P(X <= 14) < 0.05 for X ~ Binomial(20, 0.9)).
+    for name, h in hits.items():
+        assert h >= 15, (name, h, n)
+
+
+def test_future_accuracy_inside_predictive_band(recovery):
+    _df, truth, fc = recovery
+    rng = np.random.default_rng(99)
+    future = np.array([200.0, 300.0])
+    table = fc.predict(budgets=future, level=0.9)
+    inside = total = 0
+    for key, (p, tau, sigma) in truth.items():
+        t = table[table.method == key[2]].sort_values("budget")
+        new_run = budget_curve(future, b=10.0, **p) + tau * rng.standard_normal() + sigma * rng.standard_normal(2)
+        inside += int(((t.pred_lower.values <= new_run) & (new_run <= t.pred_upper.values)).sum())
+        total += len(future)
+    assert inside / total >= 0.8, inside / total
+
+
+def test_predict_contract(recovery):
+    _df, _truth, fc = recovery
+    table = fc.predict(level=[0.9, 0.5])
+    assert list(table.columns[: len(FORECAST_COLUMNS)]) == FORECAST_COLUMNS
+    assert {"lower_90", "upper_90", "lower_50", "upper_50", "pred_lower_50"} <= set(table.columns)
+    per_curve = table.groupby("method").size()
+    assert (per_curve == 15 + 20).all()  # observed budgets + a 20-point grid up to twice the largest
+    assert table.groupby("method")["observed"].sum().eq(15).all()
+    ok = table.dropna()
+    assert (ok.lower <= ok["median"]).all() and (ok["median"] <= ok.upper).all()
+    assert (ok.lower_50 >= ok.lower - 1e-12).all() and (ok.pred_lower <= ok.lower).all()
+    assert table.budget.max() == 300.0
+    draws = fc.curve_draws(("sim", "m", "c00"), np.array([100.0]))
+    assert draws.shape == (FAST["draws"] * FAST["chains"], 1)
+
+
+def test_diagnostics_are_reported(recovery):
+    _, truth, fc = recovery
+    diag = fc.diagnostics()
+    assert len(diag) == len(truth)
+    assert {"max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "status", "message"} <= set(diag.columns)
+    # any curve flagged 'warning' says why
+    assert (diag.loc[diag.status == "warning", "message"].str.len() > 0).all()
+
+
+def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
+    rows = data.select(data.load_curves(AL_CSV), method="random")
+    a = Forecaster(seed=5, **FAST).fit(rows)
+    b = Forecaster(seed=5, **FAST).fit(rows)
+    pa, pb = a.predict(level=0.9), b.predict(level=0.9)
+    pd.testing.assert_frame_equal(pa, pb)
+    a.save(tmp_path)
+    again = Forecaster.load(tmp_path).predict(level=0.9)
+    pd.testing.assert_frame_equal(pa, again)
+    c = Forecaster(seed=6, **FAST).fit(rows).predict(level=0.9)
+    assert not np.allclose(c["mean"], pa["mean"])
+
+
+def test_a_failed_curve_is_reported_and_others_finish(monkeypatch):
+    from palm_bayes import model
+
+    df, _ = simulate(2, seed=3)
+    real = model.PalmSampler.sample
+
+    def flaky(self, cd, key=()):
+        if key[2] == "c00":
+            raise RuntimeError("sampler exploded")
+        return real(self, cd, key)
+
+    monkeypatch.setattr(model.PalmSampler, "sample", flaky)
+    fc = Forecaster(seed=1, **FAST).fit(df)
+    assert set(fc.failures) == {("sim", "m", "c00")}
+    table = fc.predict(level=0.9)
+    bad = table[table.method == "c00"]
+    assert bad["mean"].isna().all() and bad.point.notna().all() and (bad.status == "failed").all()
+    assert table[table.method == "c01"]["mean"].notna().all()
+    assert fc.diagnostics().set_index("method").loc["c00", "message"] == "RuntimeError: sampler exploded"
