@@ -124,3 +124,14 @@ def test_a_failed_curve_is_reported_and_others_finish(monkeypatch):
     assert bad["mean"].isna().all() and bad.point.notna().all() and (bad.status == "failed").all()
     assert table[table.method == "c01"]["mean"].notna().all()
     assert fc.diagnostics().set_index("method").loc["c00", "message"] == "RuntimeError: sampler exploded"
+
+
+def test_pymc_sampler_fallback_gives_a_posterior():
+    """Without nutpie the model samples with PyMC's own NUTS (same model, same outputs)."""
+    df, _ = simulate(1, seed=4)
+    fc = Forecaster(seed=2, draws=150, tune=200, chains=2, backend="pymc").fit(df)
+    assert not fc.failures
+    post = fc.posteriors[("sim", "m", "c00")]
+    assert post.draws["A_max"].shape == (2, 150)
+    t = fc.predict(budgets=[100.0], level=0.9)
+    assert 0 < t["mean"].iloc[0] < 1 and t.lower.iloc[0] < t.upper.iloc[0]
