@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--likelihood", default="normal")
+    ap.add_argument("--target-accept", type=float, default=0.97)
+    ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
+    ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -67,7 +70,9 @@ def main() -> None:
                 m &= truth[c].astype(str).to_numpy() == kk[c]
             targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
         t0 = time.perf_counter()
-        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood).fit(pilot)
+        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
+                        target_accept=a.target_accept, noise_trend=not a.no_noise_trend,
+                        low_rank=not a.no_low_rank).fit(pilot)
         fit_s = time.perf_counter() - t0
         table = fc.predict(budgets=targets, level=0.9)
         out = Path(a.out) / name

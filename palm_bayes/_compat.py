@@ -44,3 +44,17 @@ def divergences(result) -> int:
         if key in stats:
             return int(np.asarray(stats[key].values).sum())
     return 0
+
+
+def nutpie_low_rank_kwargs() -> dict:
+    """nutpie's switch for its low-rank mass-matrix adaptation (renamed between 0.16.8 and 0.16.11)."""
+    import inspect
+
+    import nutpie
+
+    params = inspect.signature(nutpie.sample).parameters
+    if "low_rank_modified_mass_matrix" in params:
+        return {"low_rank_modified_mass_matrix": True}
+    if "adaptation" in params:
+        return {"adaptation": "low_rank"}
+    return {}

@@ -61,6 +61,10 @@ class Forecaster:
         Observation noise; ``"student"`` is robust to outlying episodes.
     target_accept : float
         NUTS target acceptance rate.
+    noise_trend : bool
+        Let the observation noise shrink (or grow) with the budget: sd = σ (x / x₁)^(−γ).
+    low_rank : bool
+        nutpie's low-rank mass-matrix adaptation (copes with correlated parameters).
     backend : {"nutpie", "pymc"}, optional
         Sampler; nutpie when installed.
     progress : callable, optional
@@ -77,10 +81,11 @@ class Forecaster:
     """
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
-                 likelihood: str = "normal", target_accept: float = 0.9, backend: str | None = None,
-                 progress: Callable | None = None):
+                 likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
+                 low_rank: bool = True, backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
-                                        target_accept=target_accept, likelihood=likelihood)
+                                        target_accept=target_accept, likelihood=likelihood,
+                                        noise_trend=noise_trend, low_rank=low_rank)
         self.backend = backend
         self.progress = progress
         self.posteriors: dict[Key, CurvePosterior] = {}
@@ -139,7 +144,7 @@ class Forecaster:
             n = mu.shape[0]
             run = d["tau"][:, None] * rng.standard_normal((n, 1))
             noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
-            mu = mu + run + d["sigma"][:, None] * noise
+            mu = mu + run + post.noise_sd(np.asarray(budgets, dtype=float)) * noise
         return mu * scale_max(post.scale)
 
     def predict(self, budgets: Iterable[float] | Mapping[Key, Iterable[float]] | None = None,
@@ -214,7 +219,8 @@ class Forecaster:
         for key in self.keys():
             fit = self.point_fits.get(key)
             post = self.posteriors.get(key)
-            for name in PARAMS:
+            names = [*PARAMS, *(n for n in ("gamma", "nu") if post is not None and n in post.draws)]
+            for name in names:
                 r = dict(zip(CURVE_KEYS, key, strict=True), param=name)
                 factor = scale_max(self.scale) if name in ("A_max", "sigma", "tau") else 1.0
                 # the point fit is on the input's scale already, and has no noise terms
@@ -282,6 +288,8 @@ class Forecaster:
                                              for k in all_keys]),
              "divergences": ("all_curve", [self.posteriors[k].divergences if k in self.posteriors else -1
                                            for k in all_keys]),
+             "x_first": ("all_curve", [self.posteriors[k].x_first if k in self.posteriors else np.nan
+                                       for k in all_keys]),
              "seconds": ("all_curve", [self.posteriors[k].seconds if k in self.posteriors else np.nan
                                        for k in all_keys]),
              "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys])},
@@ -315,8 +323,7 @@ class Forecaster:
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
         s = meta["settings"]
-        fc = cls(draws=s["draws"], tune=s["tune"], chains=s["chains"], seed=s["seed"], likelihood=s["likelihood"],
-                 target_accept=s["target_accept"])
+        fc = cls(**{k: v for k, v in s.items() if k in SamplerSettings.__dataclass_fields__})
         fc.scale = meta["scale"]
         hist = observed.to_dataframe().reset_index(drop=True)
         fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
@@ -337,7 +344,8 @@ class Forecaster:
             fc.posteriors[key] = CurvePosterior(draws=draws, b=float(const["b"].values[i]), scale=fc.scale,
                                                 diagnostics=diag, divergences=ndiv,
                                                 seconds=float(const["seconds"].values[i]),
-                                                likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv))
+                                                likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv),
+                                                x_first=float(const["x_first"].values[i]))
         return fc
 
 
