@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--target-accept", type=float, default=0.97)
     ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
+    ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -72,7 +73,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
                         target_accept=a.target_accept, noise_trend=not a.no_noise_trend,
-                        low_rank=not a.no_low_rank).fit(pilot)
+                        low_rank=not a.no_low_rank, misfit=a.misfit).fit(pilot)
         fit_s = time.perf_counter() - t0
         table = fc.predict(budgets=targets, level=0.9)
         out = Path(a.out) / name

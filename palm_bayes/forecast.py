@@ -65,6 +65,9 @@ class Forecaster:
         Let the observation noise shrink (or grow) with the budget: sd = σ (x / x₁)^(−γ).
     low_rank : bool
         nutpie's low-rank mass-matrix adaptation (copes with correlated parameters).
+    misfit : bool
+        Add a per-budget deviation of the mean over runs from the PALM form (shared by all runs); it widens the
+        mean-curve band by the misfit the pilot shows.
     backend : {"nutpie", "pymc"}, optional
         Sampler; nutpie when installed.
     progress : callable, optional
@@ -82,10 +85,11 @@ class Forecaster:
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
-                 low_rank: bool = True, backend: str | None = None, progress: Callable | None = None):
+                 low_rank: bool = True, misfit: bool = False, backend: str | None = None,
+                 progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
-                                        noise_trend=noise_trend, low_rank=low_rank)
+                                        noise_trend=noise_trend, low_rank=low_rank, misfit=misfit)
         self.backend = backend
         self.progress = progress
         self.posteriors: dict[Key, CurvePosterior] = {}
@@ -139,6 +143,10 @@ class Forecaster:
         B = np.asarray(budgets, dtype=float)[None, :]
         mu = budget_curve(B, d["A_max"][:, None], d["delta"][:, None], d["alpha"][:, None], d["beta"][:, None],
                           b=post.b)
+        if "omega" in d:
+            # the mean over runs at a budget deviates from the PALM form by the misfit term
+            mis_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 2)
+            mu = mu + d["omega"][:, None] * mis_rng.standard_normal(mu.shape)
         if predictive:
             rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 1)
             n = mu.shape[0]
@@ -219,7 +227,7 @@ class Forecaster:
         for key in self.keys():
             fit = self.point_fits.get(key)
             post = self.posteriors.get(key)
-            names = [*PARAMS, *(n for n in ("gamma", "nu") if post is not None and n in post.draws)]
+            names = [*PARAMS, *(n for n in ("gamma", "omega", "nu") if post is not None and n in post.draws)]
             for name in names:
                 r = dict(zip(CURVE_KEYS, key, strict=True), param=name)
                 factor = scale_max(self.scale) if name in ("A_max", "sigma", "tau") else 1.0
@@ -249,7 +257,9 @@ class Forecaster:
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
                          divergences=post.divergences, seconds=post.seconds, message="; ".join(post.warnings))
             rows.append(r)
-        return pd.DataFrame(rows)
+        cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
+                "message"]
+        return pd.DataFrame(rows, columns=cols)
 
     def _rows(self, key: Key) -> pd.DataFrame:
         h = self.history

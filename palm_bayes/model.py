@@ -66,6 +66,7 @@ class SamplerSettings:
     likelihood: str = "normal"
     noise_trend: bool = True
     low_rank: bool = True
+    misfit: bool = False
 
 
 @dataclass
@@ -76,6 +77,8 @@ class CurveData:
     y: np.ndarray
     run_index: np.ndarray
     n_runs: int
+    budget_index: np.ndarray
+    n_budgets: int
     b: float
     scale: str
     x_first: float
@@ -88,9 +91,11 @@ class CurveData:
         x = rows["budget"].to_numpy(dtype=float) / b
         y = rows["score"].to_numpy(dtype=float) / scale_max(scale)
         runs, run_index = np.unique(rows["run"].astype(str).to_numpy(), return_inverse=True)
+        budgets, budget_index = np.unique(x, return_inverse=True)
         best = float(rows.groupby("budget")["score"].mean().max()) / scale_max(scale)
         best = min(max(best, 0.02), 0.98)
-        return cls(x=x, y=y, run_index=run_index.astype("int64"), n_runs=len(runs), b=b, scale=scale,
+        return cls(x=x, y=y, run_index=run_index.astype("int64"), n_runs=len(runs),
+                   budget_index=budget_index.astype("int64"), n_budgets=len(budgets), b=b, scale=scale,
                    x_first=float(x.min()), logit_ref=float(np.log(best / (1 - best))))
 
 
@@ -125,7 +130,8 @@ def _pad_runs(n: int) -> int:
     return size
 
 
-def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True):
+def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
+                n_budget_slots: int = 0):
     """The PyMC model with placeholder data (see the module docstring for the priors)."""
     import pymc as pm
     import pytensor.tensor as pt
@@ -158,6 +164,12 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
             sd = sigma
 
         mu = palm_curve_cloglog(x, A_max, log_lambda, alpha, beta, xp=pt) + tau * z_run[run]
+        if n_budget_slots:
+            budget = pm.Data("budget_index", np.arange(5, dtype="int64"))
+            # misfit of the PALM form: a deviation of the mean over runs at each budget, shared by all runs
+            omega = pm.HalfNormal("omega", 0.02)
+            w = pm.Normal("w_budget", 0.0, 1.0, shape=n_budget_slots)
+            mu = mu + omega * w[budget]
         if likelihood == "student":
             nu = pm.Gamma("nu", 2.0, 0.1)
             pm.StudentT("obs", nu=nu, mu=mu, sigma=sd, observed=y, shape=x.shape)
@@ -194,7 +206,8 @@ class PalmSampler:
     def _get(self, slots: int):
         key = (slots, self.settings.likelihood, self.settings.noise_trend, self.backend)
         if key not in _COMPILED:
-            model = build_model(slots, self.settings.likelihood, self.settings.noise_trend)
+            budget_slots = slots[1] if self.settings.misfit else 0
+            model = build_model(slots[0], self.settings.likelihood, self.settings.noise_trend, budget_slots)
             compiled = None
             if self.backend == "nutpie":
                 import nutpie
@@ -208,15 +221,18 @@ class PalmSampler:
     def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
         """Sample the posterior of one curve."""
         s = self.settings
-        slots = _pad_runs(data.n_runs)
+        slots = (_pad_runs(data.n_runs), _pad_runs(data.n_budgets) if s.misfit else 0)
         model, compiled = self._get(slots)
         values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
                   "logit_ref": np.asarray(data.logit_ref)}
+        if s.misfit:
+            values["budget_index"] = data.budget_index
         seed = curve_seed(s.seed, key)
         t0 = time.perf_counter()
         names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"]
         names += ["nu"] if s.likelihood == "student" else []
         names += ["gamma"] if s.noise_trend else []
+        names += ["omega"] if s.misfit else []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.backend == "nutpie":

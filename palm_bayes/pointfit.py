@@ -168,7 +168,7 @@ def fit_robust(
     *,
     b: float | None = None,
     scale: str = "fraction",
-    n_starts: int = 16,
+    n_starts: int = 8,
     seed: int = 0,
     max_nfev: int = 1000,
     extra_starts: list[np.ndarray] | None = None,

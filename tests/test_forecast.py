@@ -135,3 +135,17 @@ def test_pymc_sampler_fallback_gives_a_posterior():
     assert post.draws["A_max"].shape == (2, 150)
     t = fc.predict(budgets=[100.0], level=0.9)
     assert 0 < t["mean"].iloc[0] < 1 and t.lower.iloc[0] < t.upper.iloc[0]
+
+
+def test_robust_likelihood_and_misfit_variants_sample():
+    """The Student-t likelihood and the per-budget misfit term are options that sample and report their terms."""
+    df, _ = simulate(1, seed=8)
+    plain = Forecaster(seed=4, **FAST).fit(df)
+    variant = Forecaster(seed=4, likelihood="student", misfit=True, **FAST).fit(df)
+    assert not variant.failures
+    names = set(variant.params().param)
+    assert {"nu", "omega", "gamma"} <= names
+    far = [400.0]
+    assert plain.predict(budgets=far).eval("upper - lower").iloc[0] > 0
+    assert variant.predict(budgets=far).eval("upper - lower").iloc[0] > 0
+    assert variant.curve_draws(("sim", "m", "c00"), np.array(far), predictive=True).shape[1] == 1
