@@ -62,28 +62,17 @@ class OutputDir:
                 raise OutputError(f"{self._manifest}: unreadable palm-bayes manifest; "
                                   "choose another output folder") from None
 
-    def _target(self, name: str) -> Path:
-        target = self.path / name
-        rel = target.relative_to(self.path).as_posix()
-        if target.exists() and rel not in self.owned:
+    def _refuse_if_foreign(self, target: Path) -> None:
+        if target.exists() and target.relative_to(self.path).as_posix() not in self.owned:
             raise OutputError(f"{target}: exists and was not written by palm-bayes; not overwriting it "
                               "(move it or choose another output folder)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
 
     def _commit(self, name: str, write: Callable[[io.BufferedWriter], None]) -> Path:
-        target = self._target(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
                 write(fh)
-            _atomic_move(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self.owned.add(target.relative_to(self.path).as_posix())
-        self._save_manifest()
-        return target
+
+        return self.write_with(name, save)
 
     def _save_manifest(self) -> None:
         data = json.dumps({"tool": "palm-bayes", "files": sorted(self.owned)}, indent=1).encode()
@@ -95,10 +84,7 @@ class OutputDir:
     def check(self, *names: str) -> None:
         """Fail early (before any work) if any of ``names`` would clobber a file that is not ours."""
         for n in names:
-            target = self.path / n
-            if target.exists() and target.relative_to(self.path).as_posix() not in self.owned:
-                raise OutputError(f"{target}: exists and was not written by palm-bayes; not overwriting it "
-                                  "(move it or choose another output folder)")
+            self._refuse_if_foreign(self.path / n)
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Write raw bytes to ``name`` atomically."""
@@ -130,8 +116,13 @@ class OutputDir:
         return self.write_bytes(name, buf.getvalue())
 
     def write_with(self, name: str, save: Callable[[Path], None]) -> Path:
-        """Let ``save(tmp_path)`` write a file (e.g. a NetCDF writer that wants a path), then move it in place."""
-        target = self._target(name)
+        """Let ``save(tmp_path)`` write a file (e.g. a NetCDF writer that wants a path), then move it in place.
+
+        The file is refused if it exists and palm-bayes did not write it; the manifest records it once written.
+        """
+        target = self.path / name
+        self._refuse_if_foreign(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
         os.close(fd)
         try:
