@@ -99,6 +99,10 @@ def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
     pa, pb = a.predict(level=0.9), b.predict(level=0.9)
     pd.testing.assert_frame_equal(pa, pb)
     a.save(tmp_path)
+    from palm_bayes._compat import az
+
+    saved = az.from_netcdf(tmp_path / "posterior.nc")  # ArviZ reads it (InferenceData or DataTree)
+    assert saved["posterior"]["A_max"].dims == ("curve", "chain", "draw")
     again = Forecaster.load(tmp_path).predict(level=0.9)
     pd.testing.assert_frame_equal(pa, again)
     c = Forecaster(seed=6, **FAST).fit(rows).predict(level=0.9)
