@@ -77,7 +77,11 @@ def test_predict_contract(recovery):
     assert table.groupby("method")["observed"].sum().eq(15).all()
     ok = table.dropna()
     assert (ok.lower <= ok["median"]).all() and (ok["median"] <= ok.upper).all()
-    assert (ok.lower_50 >= ok.lower - 1e-12).all() and (ok.pred_lower <= ok.lower).all()
+    assert (ok.lower_50 >= ok.lower - 1e-12).all() and (ok.upper_50 <= ok.upper + 1e-12).all()
+    # a new run adds run and noise variation to the mean curve: its band is wider. Row by row the quantiles
+    # carry Monte Carlo error (the noise sd shrinks with the budget), so allow half a point there.
+    assert ((ok.pred_upper - ok.pred_lower) > (ok.upper - ok.lower)).mean() > 0.95
+    assert (ok.pred_lower <= ok.lower + 0.005).all() and (ok.pred_upper >= ok.upper - 0.005).all()
     assert table.budget.max() == 300.0
     draws = fc.curve_draws(("sim", "m", "c00"), np.array([100.0]))
     assert draws.shape == (FAST["draws"] * FAST["chains"], 1)
