@@ -7,6 +7,7 @@ a sampler result, and reading a saved posterior need a shim.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -33,19 +34,20 @@ def ess(draws: np.ndarray, method: str = "bulk") -> float:
 
 def posterior_arrays(result, names: list[str]) -> dict[str, np.ndarray]:
     """``{name: array (chain, draw, ...)}`` from a sampler result (InferenceData or DataTree)."""
-    post = result["posterior"] if ARVIZ_MAJOR >= 1 or not hasattr(result, "posterior") else result.posterior
+    post = result["posterior"]  # both InferenceData and DataTree index their groups by name
     return {n: np.asarray(post[n].values) for n in names}
 
 
 def divergences(result) -> int:
     """Number of divergent transitions after tuning in a sampler result."""
-    stats = result["sample_stats"] if ARVIZ_MAJOR >= 1 or not hasattr(result, "sample_stats") else result.sample_stats
+    stats = result["sample_stats"]
     for key in ("diverging", "divergences"):
         if key in stats:
             return int(np.asarray(stats[key].values).sum())
     return 0
 
 
+@functools.cache
 def nutpie_low_rank_kwargs() -> dict:
     """nutpie's switch for its low-rank mass-matrix adaptation (renamed between 0.16.8 and 0.16.11)."""
     import inspect

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 TIDY_COLUMNS = ["dataset", "model", "method", "run", "budget", "score"]
 CURVE_KEYS = ["dataset", "model", "method"]
@@ -95,8 +95,7 @@ def read_csv_curves(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty (expected a header with method, budget, score)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: not a readable CSV ({first})") from None
+        raise InputError(f"{path}: not a readable CSV ({first_line(e)})") from None
     raw.columns = [c.strip() for c in raw.columns]
     fmt = "long CSV"
     if "budget" not in raw.columns and "cumulative_budget" in raw.columns:
@@ -190,8 +189,7 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: not a readable NumPy .npy file ({first})") from None
+        raise InputError(f"{path}: not a readable NumPy .npy file ({first_line(e)})") from None
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"{path}: {what} has dtype {arr.dtype} (expected numbers)")
     arr = np.squeeze(arr) if arr.ndim > 1 and sum(d > 1 for d in arr.shape) <= 1 else arr

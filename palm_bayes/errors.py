@@ -11,5 +11,11 @@ class InputError(ValueError):
     """
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class OutputError(OSError):
     """An output could not be written without touching a file palm-bayes does not own."""

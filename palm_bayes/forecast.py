@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from .curve import budget_curve
 from .data import CURVE_KEYS, detect_scale, iter_curves, scale_max
-from .errors import InputError
+from .errors import InputError, first_line
 from .model import (
     PARAMS,
     CurveData,
@@ -117,7 +117,7 @@ class Forecaster:
             try:
                 self.posteriors[key] = sampler.sample(cd, key)
             except Exception as e:  # a failed curve is reported; the others still finish
-                self.failures[key] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                self.failures[key] = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
             if self.progress:
                 self.progress(i, len(curves), key, time.perf_counter() - t0)
         return self
@@ -130,7 +130,7 @@ class Forecaster:
 
     def default_budgets(self, key: Key, horizon: float | None = None, n_grid: int = 20) -> np.ndarray:
         """Every observed budget of a curve plus an even grid up to ``horizon`` (default 2 × the largest)."""
-        obs = np.sort(self._rows(key)["budget"].unique())
+        obs = np.sort(self.observed(key)["budget"].unique())
         top = float(horizon) if horizon is not None else 2.0 * float(obs.max())
         grid = np.linspace(obs.max(), top, n_grid + 1)[1:] if top > obs.max() else np.array([])
         return np.unique(np.round(np.concatenate([obs, grid]), 6))
@@ -187,7 +187,7 @@ class Forecaster:
             else:
                 B = self.default_budgets(key, horizon)
             B = np.sort(np.unique(B))
-            obs = set(self._rows(key)["budget"].to_numpy().tolist())
+            obs = set(self.observed(key)["budget"].to_numpy().tolist())
             out = pd.DataFrame({"dataset": key[0], "model": key[1], "method": key[2], "budget": B,
                                 "observed": [b in obs for b in B]})
             fit = self.point_fits.get(key)
@@ -261,7 +261,8 @@ class Forecaster:
                 "message"]
         return pd.DataFrame(rows, columns=cols)
 
-    def _rows(self, key: Key) -> pd.DataFrame:
+    def observed(self, key: Key) -> pd.DataFrame:
+        """The fitted rows (``run, budget, score`` ...) of one curve."""
         h = self.history
         return h[(h.dataset == key[0]) & (h.model == key[1]) & (h.method == key[2])]
 
@@ -345,9 +346,10 @@ class Forecaster:
                                               n_points=0, success=bool(const["point_success"].values[i]))
             if str(const["failure"].values[i]):
                 fc.failures[key] = str(const["failure"].values[i])
+        position = {tuple(k): i for i, k in enumerate(meta["keys"])}
         for j in range(post.sizes.get("curve", 0)):
             key = (str(post["dataset"].values[j]), str(post["model"].values[j]), str(post["method"].values[j]))
-            i = [tuple(k) for k in meta["keys"]].index(key)
+            i = position[key]
             draws = {n: np.asarray(post[n].values[j]) for n in post.data_vars}
             diag = diagnostics_table(draws)
             ndiv = int(const["divergences"].values[i])

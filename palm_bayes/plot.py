@@ -82,7 +82,7 @@ def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: i
     pct = f"{level:.0%}"
     for ax, key in zip(axes.flat, shown, strict=False):
         t = table[(table.dataset == key[0]) & (table.model == key[1]) & (table.method == key[2])].sort_values("budget")
-        rows = fc._rows(key)
+        rows = fc.observed(key)
         ax.fill_between(t.budget, t.pred_lower, t.pred_upper, color="C0", alpha=0.15, lw=0,
                         label=f"{pct} predictive band (one new run)")
         ax.fill_between(t.budget, t.lower, t.upper, color="C0", alpha=0.35, lw=0, label=f"{pct} band of the mean curve")
