@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SETS = {"lcdb": ("lcdb_dev.csv", "lcdb"), "al": ("al_dev/al_curves.csv", "al")}
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--tools-dir", default=str(ROOT.parent / "shared" / "tools"))
@@ -41,64 +41,86 @@ def main() -> None:
     ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
+    ap.add_argument("--loo", action="store_true", help="also PSIS-LOO of the pilot points per curve (ArviZ)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
-    a = ap.parse_args()
-    warnings.simplefilter("ignore")
-    sys.path.insert(0, a.tools_dir)
-    import task  # the official pilot rule and scorer
+    return ap.parse_args(argv)
 
+
+def load_task(tools_dir: str):
+    """The official pilot rule and scorer from ../shared/tools/task.py."""
+    sys.path.insert(0, tools_dir)
+    import task
+
+    return task
+
+
+def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None):
+    """Fit one dev set's pilots, forecast its later budgets and score them. Returns (score dict, forecaster)."""
     from palm_bayes import data
     from palm_bayes.forecast import Forecaster
 
+    fname, rule = SETS[name]
+    full = pd.read_csv(Path(a.data_dir) / fname)
+    if a.limit:
+        k = task.keys(full)
+        first = full[k].drop_duplicates().head(a.limit)
+        full = full.merge(first, on=k)
+    pilot_rows, truth = task.split(full, rule)
+    with tempfile.TemporaryDirectory() as tmp:
+        pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
+        pilot = data.load_curves(Path(tmp) / "pilot.csv")
+    targets = {}
+    for key, _ in data.iter_curves(pilot):
+        kk = dict(zip(data.CURVE_KEYS, key, strict=True))
+        m = np.ones(len(truth), bool)
+        for c in task.keys(truth):
+            m &= truth[c].astype(str).to_numpy() == kk[c]
+        targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
+    settings = dict(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
+                    target_accept=a.target_accept, noise_trend=not a.no_noise_trend, low_rank=not a.no_low_rank,
+                    misfit=a.misfit, loo=a.loo)
+    settings.update(variant or {})
+    t0 = time.perf_counter()
+    fc = Forecaster(**settings).fit(pilot)
+    fit_s = time.perf_counter() - t0
+    table = fc.predict(budgets=targets, level=0.9)
+    out = Path(a.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "forecast.csv", index=False)
+    diag = fc.diagnostics()
+    diag.to_csv(out / "diagnostics.csv", index=False)
+    score = task.score(truth, table, label=name)
+    ok = diag[diag.status != "failed"]
+    score.update(
+        curves_fitted=len(diag), failures=int((diag.status == "failed").sum()),
+        curves_with_divergences=int((ok.divergences > 0).sum()), divergences_total=int(ok.divergences.sum()),
+        curves_rhat_gt_1_01=int((ok.max_r_hat > 1.01).sum()),
+        curves_ess_bulk_lt_400=int((ok.min_ess_bulk < 400).sum()),
+        healthy_fraction=float(((ok.divergences == 0) & (ok.max_r_hat <= 1.01) & (ok.min_ess_bulk >= 400)).mean()),
+        wall_s_total=fit_s, wall_s_per_curve=fit_s / len(diag), sampling_s_per_curve=ok.seconds.sum() / max(len(ok), 1),
+    )
+    if a.loo:
+        loo = fc.loo()
+        loo.to_csv(out / "loo.csv", index=False)
+        score.update(elpd_loo_sum=float(loo.elpd_loo.sum()), loo_points_k_gt_0_7=int(loo.n_bad_k.sum()))
+    err = (table.merge(truth[[*task.keys(truth), "budget", "true_mean", "final"]].assign(
+        **{c: truth[c].astype(str) for c in task.keys(truth)}), on=[*task.keys(truth), "budget"]))
+    fin = err[err.final]
+    score["per_curve_final_abs_err"] = ((fin["mean"] - fin.true_mean).abs() * 100).round(2).tolist()
+    return score, fc
+
+
+def main() -> None:
+    a = parse()
+    warnings.simplefilter("ignore")
+    task = load_task(a.tools_dir)
     results = {}
     t_start = time.perf_counter()
     for name in a.sets:
-        fname, rule = SETS[name]
-        full = pd.read_csv(Path(a.data_dir) / fname)
-        if a.limit:
-            k = task.keys(full)
-            first = full[k].drop_duplicates().head(a.limit)
-            full = full.merge(first, on=k)
-        pilot_rows, truth = task.split(full, rule)
-        with tempfile.TemporaryDirectory() as tmp:
-            pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
-            pilot = data.load_curves(Path(tmp) / "pilot.csv")
-        targets = {}
-        for key, _ in data.iter_curves(pilot):
-            kk = dict(zip(data.CURVE_KEYS, key, strict=True))
-            m = np.ones(len(truth), bool)
-            for c in task.keys(truth):
-                m &= truth[c].astype(str).to_numpy() == kk[c]
-            targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
-        t0 = time.perf_counter()
-        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
-                        target_accept=a.target_accept, noise_trend=not a.no_noise_trend,
-                        low_rank=not a.no_low_rank, misfit=a.misfit).fit(pilot)
-        fit_s = time.perf_counter() - t0
-        table = fc.predict(budgets=targets, level=0.9)
-        out = Path(a.out) / name
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "forecast.csv", index=False)
-        fc.diagnostics().to_csv(out / "diagnostics.csv", index=False)
-        score = task.score(truth, table, label=name)
-        diag = fc.diagnostics()
-        ok = diag[diag.status != "failed"]
-        sampled = ok.seconds.sum()
-        score.update(
-            curves_fitted=len(diag), failures=int((diag.status == "failed").sum()),
-            curves_with_divergences=int((ok.divergences > 0).sum()), divergences_total=int(ok.divergences.sum()),
-            curves_rhat_gt_1_01=int((ok.max_r_hat > 1.01).sum()),
-            curves_ess_bulk_lt_400=int((ok.min_ess_bulk < 400).sum()),
-            healthy_fraction=float(((ok.divergences == 0) & (ok.max_r_hat <= 1.01) & (ok.min_ess_bulk >= 400)).mean()),
-            wall_s_total=fit_s, wall_s_per_curve=fit_s / len(diag), sampling_s_per_curve=sampled / max(len(ok), 1),
-        )
-        err = (table.merge(truth[[*task.keys(truth), "budget", "true_mean", "final"]].assign(
-            **{c: truth[c].astype(str) for c in task.keys(truth)}), on=[*task.keys(truth), "budget"]))
-        fin = err[err.final]
-        per_curve = ((fin["mean"] - fin.true_mean).abs() * 100).round(2).tolist()
-        score["per_curve_final_abs_err"] = per_curve
+        score, _ = run_set(a, name, task)
         results[name] = score
-        print(f"\n=== {name} dev ({score['curves']} curves, pilot rule '{rule}') ===")
+        per_curve = score["per_curve_final_abs_err"]
+        print(f"\n=== {name} dev ({score['curves']} curves, pilot rule '{SETS[name][1]}') ===")
         for k, v in score.items():
             if k != "per_curve_final_abs_err":
                 print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")

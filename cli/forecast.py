@@ -12,9 +12,10 @@ from palm_bayes.errors import InputError
 from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress
 from palm_bayes.model import LIKELIHOODS
 from palm_bayes.outputs import OutputDir
-from palm_bayes.plot import plot_forecasts
+from palm_bayes.plot import plot_forecasts, plot_prior_predictive
 
 OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
+PRIOR_FIGURE = "prior_check.png"
 
 
 def add_fitting_flags(p: argparse.ArgumentParser) -> None:
@@ -48,6 +49,8 @@ def add_parser(sub) -> None:
     at.add_argument("--at", type=float, nargs="+", help="forecast exactly these budgets for every curve")
     at.add_argument("--horizon", type=float, help="largest budget of the default grid (default 2x the largest)")
     p.add_argument("--out", default="palm_bayes_out", help="output folder (default ./palm_bayes_out)")
+    p.add_argument("--prior-check", action="store_true",
+                   help=f"also write {PRIOR_FIGURE}: what the priors alone predict, with the observed runs on top")
     add_fitting_flags(p)
     p.set_defaults(run=run)
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--at: expected budgets >= 0")
     df = load_input(args)
     out = OutputDir(args.out)
-    out.check(*OUTPUTS)
+    out.check(*OUTPUTS, *([PRIOR_FIGURE] if args.prior_check else []))
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     n = len(data.curve_keys(df))
     say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
@@ -91,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
     out.write_csv("diagnostics.csv", diag)
     fc.save(out)
     out.write_figure("forecast.png", plot_forecasts(fc, table, level=args.level[0]))
+    if args.prior_check:
+        prior = {}
+        for key in fc.keys():
+            seen = fc.observed(key)["budget"]
+            budgets = np.linspace(seen.min(), max(seen.max(), *(args.at or [])) if args.at else
+                                  fc.default_budgets(key, args.horizon).max(), 60)
+            prior[key] = (budgets, fc.prior_draws(key, budgets))
+        out.write_figure(PRIOR_FIGURE, plot_prior_predictive(fc, prior, level=args.level[0]))
     for r in diag.itertuples():
         if r.status != "ok":
             say(f"{r.status}: {r.dataset}/{r.model}/{r.method}: {r.message}")

@@ -60,3 +60,23 @@ def nutpie_low_rank_kwargs() -> dict:
     if "adaptation" in params:
         return {"adaptation": "low_rank"}
     return {}
+
+
+def loo(log_lik: np.ndarray) -> dict[str, float]:
+    """PSIS-LOO from pointwise log-likelihoods shaped (chain, draw, observation).
+
+    Returns ``elpd_loo``, its standard error ``se``, the effective number of parameters ``p_loo`` and the
+    Pareto-k summary (``max_k``, ``n_bad_k`` = observations with k > 0.7, where the estimate is unreliable).
+    """
+    arr = np.asarray(log_lik, dtype=float)
+    post = {"_": np.zeros(arr.shape[:2])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if ARVIZ_MAJOR >= 1:
+            res = az.loo(az.from_dict({"posterior": post, "log_likelihood": {"obs": arr}}), pointwise=True)
+            elpd, se, p = float(res.elpd), float(res.se), float(res.p)
+        else:
+            res = az.loo(az.from_dict(posterior=post, log_likelihood={"obs": arr}), pointwise=True)
+            elpd, se, p = float(res.elpd_loo), float(res.se), float(res.p_loo)
+    k = np.asarray(res.pareto_k).reshape(-1)
+    return {"elpd_loo": elpd, "se": se, "p_loo": p, "max_k": float(np.max(k)), "n_bad_k": int(np.sum(k > 0.7))}

@@ -68,6 +68,9 @@ class Forecaster:
     misfit : bool
         Add a per-budget deviation of the mean over runs from the PALM form (shared by all runs); it widens the
         mean-curve band by the misfit the pilot shows.
+    loo : bool
+        Also estimate each curve's PSIS-LOO expected log predictive density of the fitted points (ArviZ), to
+        compare model variants (see :meth:`loo`).
     backend : {"nutpie", "pymc"}, optional
         Sampler; nutpie when installed.
     progress : callable, optional
@@ -85,11 +88,11 @@ class Forecaster:
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
-                 low_rank: bool = True, misfit: bool = False, backend: str | None = None,
+                 low_rank: bool = True, misfit: bool = False, loo: bool = False, backend: str | None = None,
                  progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
-                                        noise_trend=noise_trend, low_rank=low_rank, misfit=misfit)
+                                        noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo)
         self.backend = backend
         self.progress = progress
         self.posteriors: dict[Key, CurvePosterior] = {}
@@ -154,6 +157,15 @@ class Forecaster:
             noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
             mu = mu + run + post.noise_sd(np.asarray(budgets, dtype=float)) * noise
         return mu * scale_max(post.scale)
+
+    def prior_draws(self, key: Key, budgets: np.ndarray, draws: int = 500) -> dict[str, np.ndarray]:
+        """Prior predictive check: draws (draws × budgets) of the mean curve (``"mean"``) and of one new run's
+        score (``"run"``) under the prior alone, on the input's score scale. The prior of a curve depends on its
+        first budget and best pilot mean (see :mod:`palm_bayes.model`), so it is drawn per curve."""
+        cd = CurveData.from_rows(self.observed(key), self.scale)
+        x = np.asarray(budgets, dtype=float) / cd.b
+        out = PalmSampler(self.settings, self.backend).sample_prior(cd, x, draws, curve_seed(self.settings.seed, key))
+        return {k: v * scale_max(self.scale) for k, v in out.items()}
 
     def predict(self, budgets: Iterable[float] | Mapping[Key, Iterable[float]] | None = None,
                 level: float | Iterable[float] = 0.9, horizon: float | None = None) -> pd.DataFrame:
@@ -260,6 +272,12 @@ class Forecaster:
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
                 "message"]
         return pd.DataFrame(rows, columns=cols)
+
+    def loo(self) -> pd.DataFrame:
+        """PSIS-LOO per curve (fitted with ``loo=True``): ``elpd_loo``, ``se``, ``p_loo``, the largest Pareto k
+        and how many points have k > 0.7 (where the estimate is unreliable)."""
+        rows = [dict(zip(CURVE_KEYS, k, strict=True), **p.loo) for k, p in self.posteriors.items() if p.loo]
+        return pd.DataFrame(rows, columns=[*CURVE_KEYS, "elpd_loo", "se", "p_loo", "max_k", "n_bad_k"])
 
     def observed(self, key: Key) -> pd.DataFrame:
         """The fitted rows (``run, budget, score`` ...) of one curve."""

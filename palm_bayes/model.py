@@ -67,6 +67,7 @@ class SamplerSettings:
     noise_trend: bool = True
     low_rank: bool = True
     misfit: bool = False
+    loo: bool = False
 
 
 @dataclass
@@ -112,6 +113,7 @@ class CurvePosterior:
     likelihood: str = "normal"
     warnings: list[str] = field(default_factory=list)
     x_first: float = 1.0
+    loo: dict | None = None
 
     def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
         """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
@@ -258,7 +260,47 @@ class PalmSampler:
         post = CurvePosterior(draws=raw, b=data.b, scale=data.scale, diagnostics=diag, divergences=ndiv,
                               seconds=seconds, likelihood=s.likelihood, x_first=data.x_first)
         post.warnings = health_warnings(diag, ndiv)
+        if s.loo:
+            post.loo = self._loo(model, values, result)
         return post
+
+    @staticmethod
+    def _loo(model, values: dict, result) -> dict:
+        """PSIS-LOO of the fitted observations (ArviZ), for comparing model variants."""
+        import pymc as pm
+
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm.set_data(values)
+            ll = pm.compute_log_likelihood(result, model=model, extend_inferencedata=False, progressbar=False)
+        return _compat.loo(ll["obs"].values)
+
+    def sample_prior(self, data: CurveData, x: np.ndarray, draws: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
+        """Prior predictive draws at episode positions ``x`` for one curve's prior (which depends on its first
+        budget and best pilot mean): ``{"mean": A(x), "run": one new run's score}``, each (draws, len(x)),
+        fraction scale."""
+        import pymc as pm
+
+        s = self.settings
+        slots = (_pad_runs(data.n_runs), _pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
+        model, _ = self._get(slots)
+        x = np.asarray(x, dtype=float)
+        values = {"x": x, "y": np.zeros_like(x), "run_index": np.zeros(len(x), dtype="int64"),
+                  "x_first": np.asarray(data.x_first), "logit_ref": np.asarray(data.logit_ref)}
+        if s.misfit:
+            values["budget_index"] = np.arange(len(x), dtype="int64")
+        names = ["A_max", "alpha", "beta", "log_lambda", "obs"]
+        pymc_log = logging.getLogger("pymc")
+        level, pymc_log.level = pymc_log.level, logging.WARNING  # no "Sampling: [...]" line per curve
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm.set_data(values)
+            prior = pm.sample_prior_predictive(draws, var_names=names, random_seed=seed)
+        pymc_log.setLevel(level)
+        group = {n: np.asarray(prior["prior_predictive" if n == "obs" else "prior"][n].values).reshape(draws, -1)
+                 for n in names}
+        mean = palm_curve_cloglog(x[None, :], group["A_max"], group["log_lambda"], group["alpha"], group["beta"])
+        return {"mean": mean, "run": group["obs"]}
 
 
 def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -75,10 +75,7 @@ def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: i
         At most this many panels (the first curves); the title says when some were left out.
     """
     keys = fc.keys()
-    shown = keys[:max_curves]
-    ncol = min(3, len(shown))
-    nrow = int(np.ceil(len(shown) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False)
+    fig, axes, shown = _panels(keys, max_curves)
     pct = f"{level:.0%}"
     for ax, key in zip(axes.flat, shown, strict=False):
         t = table[(table.dataset == key[0]) & (table.model == key[1]) & (table.method == key[2])].sort_values("budget")
@@ -88,17 +85,67 @@ def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: i
         ax.fill_between(t.budget, t.lower, t.upper, color="C0", alpha=0.35, lw=0, label=f"{pct} band of the mean curve")
         ax.plot(t.budget, t["median"], color="C0", lw=2, label="posterior median")
         ax.plot(t.budget, t.point, color="C3", lw=1.3, ls="--", label="point fit")
-        ax.plot(rows.budget, rows.score, ".", color="0.3", ms=3, label="observed runs")
-        ax.axvline(rows.budget.max(), color="0.5", lw=0.8, ls=":", label="last observed budget")
-        ax.set_title(" · ".join(key), fontsize=9)
-        ax.set_xlabel("Cumulative budget (labels)")
-        ax.set_ylabel(score_label(fc.scale))
-        ax.grid(True, alpha=0.3)
+        _observed(ax, key, rows, fc.scale)
+    _finish(fig, axes, keys, shown, "forecast.csv")
+    return fig
+
+
+def plot_prior_predictive(fc, prior: dict, *, level: float = 0.9, max_curves: int = 24):
+    """Prior predictive check: per curve, what the priors alone expect, with the observed runs on top.
+
+    Parameters
+    ----------
+    fc : Forecaster
+        A fitted forecaster (for the observed runs).
+    prior : dict
+        ``{key: (budgets, {"mean": draws, "run": draws})}`` from :meth:`Forecaster.prior_draws`.
+    level : float
+        Level of the bands.
+    max_curves : int
+        At most this many panels.
+    """
+    keys = [k for k in fc.keys() if k in prior]
+    fig, axes, shown = _panels(keys, max_curves)
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+    pct = f"{level:.0%}"
+    for ax, key in zip(axes.flat, shown, strict=False):
+        budgets, draws = prior[key]
+        lo, hi = np.quantile(draws["run"], q, axis=0)
+        ax.fill_between(budgets, lo, hi, color="C2", alpha=0.15, lw=0, label=f"prior {pct} band of one run")
+        lo, hi = np.quantile(draws["mean"], q, axis=0)
+        ax.fill_between(budgets, lo, hi, color="C2", alpha=0.35, lw=0, label=f"prior {pct} band of the mean curve")
+        for j, d in enumerate(draws["mean"][:12]):
+            ax.plot(budgets, d, color="C2", lw=0.7, alpha=0.8, label="prior draws of the mean curve" if j == 0 else None)
+        _observed(ax, key, fc.observed(key), fc.scale)
+    _finish(fig, axes, keys, shown, "the outputs")
+    return fig
+
+
+def _panels(keys: list, max_curves: int):
+    """A grid of at most ``max_curves`` panels, three per row."""
+    shown = keys[:max_curves]
+    ncol = max(1, min(3, len(shown)))
+    nrow = max(1, int(np.ceil(len(shown) / ncol)))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False)
+    return fig, axes, shown
+
+
+def _observed(ax, key: tuple, rows: pd.DataFrame, scale: str) -> None:
+    """The fitted runs, the last fitted budget, title and axis labels of one panel."""
+    ax.plot(rows.budget, rows.score, ".", color="0.3", ms=3, label="observed runs")
+    ax.axvline(rows.budget.max(), color="0.5", lw=0.8, ls=":", label="last observed budget")
+    ax.set_title(" · ".join(key), fontsize=9)
+    ax.set_xlabel("Cumulative budget (labels)")
+    ax.set_ylabel(score_label(scale))
+    ax.grid(True, alpha=0.3)
+
+
+def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
+    """Hide unused panels, one legend below, and say when curves were left out."""
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     if len(keys) > len(shown):
-        fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in forecast.csv)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08 if nrow == 1 else 0.04, 1, 0.97))
-    return fig
+        fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in {where})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 if len(axes) == 1 else 0.04, 1, 0.97))

@@ -36,8 +36,10 @@ def test_forecast_outputs_and_no_leak_past_max_points(cli, tmp_path):
 
 
 def test_upto_and_default_grid(cli, tmp_path):
-    code, _, err = cli("forecast", AL_CSV, "--method", "random", "--upto", "100", "--out", tmp_path, *FAST)
+    code, _, err = cli("forecast", AL_CSV, "--method", "random", "--upto", "100", "--out", tmp_path, "--prior-check",
+                       *FAST)
     assert code == 0, err
+    assert (tmp_path / "prior_check.png").stat().st_size > 0
     fc = pd.read_csv(tmp_path / "forecast.csv")
     assert fc.loc[fc.observed, "budget"].max() == 100
     assert fc.budget.max() == 200  # default horizon: twice the largest fitted budget

@@ -157,3 +157,24 @@ def test_robust_likelihood_and_misfit_variants_sample():
     assert plain.predict(budgets=far).eval("upper - lower").iloc[0] > 0
     assert variant.predict(budgets=far).eval("upper - lower").iloc[0] > 0
     assert variant.curve_draws(("sim", "m", "c00"), np.array(far), predictive=True).shape[1] == 1
+
+
+def test_loo_and_prior_predictive_check():
+    """PSIS-LOO per curve for comparing variants, and prior draws that are wide yet contain the data."""
+    df, truth = simulate(1, seed=12)
+    key = ("sim", "m", "c00")
+    fc = Forecaster(seed=3, loo=True, **FAST).fit(df)
+    loo = fc.loo()
+    assert list(loo.columns) == ["dataset", "model", "method", "elpd_loo", "se", "p_loo", "max_k", "n_bad_k"]
+    assert len(loo) == 1 and np.isfinite(loo.elpd_loo.iloc[0]) and 0 < loo.p_loo.iloc[0] < 40
+    # ~75 points with noise sd ~0.01 on the fraction scale: each point's log density is around log(1/0.01·0.4)
+    assert loo.elpd_loo.iloc[0] > 75 * 2.0
+    budgets = np.array([10.0, 150.0, 300.0])
+    prior = fc.prior_draws(key, budgets, draws=400)
+    assert prior["mean"].shape == prior["run"].shape == (400, 3)
+    assert ((prior["mean"] > 0) & (prior["mean"] < 1)).all()
+    lo, hi = np.quantile(prior["mean"][:, 1], [0.05, 0.95])
+    true_mean = budget_curve(150.0, b=10.0, **truth[key][0])
+    assert lo < true_mean < hi and hi - lo > 0.3  # weakly informative: the data, not the prior, decide
+    assert prior["run"].std(0).mean() > prior["mean"].std(0).mean()
+    assert fc.prior_draws(key, budgets, draws=400)["mean"].tolist() == prior["mean"].tolist()  # seeded
