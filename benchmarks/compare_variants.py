@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from forecast_benchmark import ROOT, load_task, parse, run_set  # noqa: E402
+from forecast_benchmark import ROOT, load_task, parse, run_set
 
 #: name → Forecaster settings that differ from the default model.
 VARIANTS = {

@@ -115,7 +115,8 @@ def plot_prior_predictive(fc, prior: dict, *, level: float = 0.9, max_curves: in
         lo, hi = np.quantile(draws["mean"], q, axis=0)
         ax.fill_between(budgets, lo, hi, color="C2", alpha=0.35, lw=0, label=f"prior {pct} band of the mean curve")
         for j, d in enumerate(draws["mean"][:12]):
-            ax.plot(budgets, d, color="C2", lw=0.7, alpha=0.8, label="prior draws of the mean curve" if j == 0 else None)
+            ax.plot(budgets, d, color="C2", lw=0.7, alpha=0.8,
+                    label="prior draws of the mean curve" if j == 0 else None)
         _observed(ax, key, fc.observed(key), fc.scale)
     _finish(fig, axes, keys, shown, "the outputs")
     return fig
