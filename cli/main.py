@@ -8,7 +8,7 @@ import sys
 from palm_bayes import __version__
 from palm_bayes.errors import InputError, OutputError
 
-from . import fit, forecast
+from . import decide, fit, forecast
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"palm-bayes {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forecast.add_parser(sub)
+    decide.add_parser(sub)
     fit.add_parser(sub)
     return parser
 

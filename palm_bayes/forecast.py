@@ -379,6 +379,15 @@ class Forecaster:
         return fc
 
 
+def saved_posterior(path: str | Path) -> Path | None:
+    """The posterior file a path names, if it is one written by :meth:`Forecaster.save` (a ``.nc`` file, or a
+    folder holding ``posterior.nc``); ``None`` for any other input."""
+    p = Path(path)
+    if p.is_dir() and (p / POSTERIOR_FILE).is_file():
+        return p / POSTERIOR_FILE
+    return p if p.suffix == ".nc" else None
+
+
 def print_progress(i: int, n: int, key: Key, seconds: float) -> None:
     """Default progress line on standard error (only when it is a terminal)."""
     if sys.stderr.isatty():

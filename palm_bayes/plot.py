@@ -150,3 +150,42 @@ def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
     if len(keys) > len(shown):
         fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in {where})", fontsize=10)
     fig.tight_layout(rect=(0, 0.08 if len(axes) == 1 else 0.04, 1, 0.97))
+
+
+def plot_decision(decision, *, max_groups: int = 12):
+    """P(reach the target by B) against the budget B: one panel per (dataset, model), one line per method.
+
+    Parameters
+    ----------
+    decision : Decision
+        Output of :func:`palm_bayes.decision.decide`.
+    max_groups : int
+        At most this many panels.
+    """
+    t = decision.table
+    groups = list(t[["dataset", "model"]].drop_duplicates().itertuples(index=False, name=None))
+    fig, axes, shown = _panels(groups, max_groups)
+    target = t.target.iloc[0]
+    for ax, (dataset, model) in zip(axes.flat, shown, strict=False):
+        g = t[(t.dataset == dataset) & (t.model == model)]
+        for i, r in enumerate(g.itertuples()):
+            key = (dataset, model, r.method)
+            if key not in decision.reach:
+                continue
+            budgets, p = decision.reach[key]
+            tags = [t for t, on in (("pick", r.pick), ("ALDA pick", r.alda_pick)) if on]
+            label = r.method + (f" ({', '.join(tags)})" if tags else "")
+            ax.step(budgets, p, where="post", color=f"C{i % 10}", lw=2.2 if r.pick else 1.3, label=label)
+        ax.axvline(g.current_budget.max(), color="0.4", lw=0.9, ls=":", label="observed budget")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{dataset} · {model}: target {target:g}", fontsize=9)
+        ax.set_xlabel("Cumulative budget B (labels)")
+        ax.set_ylabel("P(reach target by B)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    if len(groups) > len(shown):
+        fig.suptitle(f"first {len(shown)} of {len(groups)} groups (all are in decision.csv)", fontsize=10)
+    fig.tight_layout()
+    return fig

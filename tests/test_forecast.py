@@ -3,32 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AL_CSV
+from conftest import AL_CSV, simulate
 
 from palm_bayes import data
 from palm_bayes.curve import budget_curve
 from palm_bayes.forecast import FORECAST_COLUMNS, Forecaster
 
 FAST = dict(draws=300, tune=400, chains=2)
-
-
-def simulate(n_curves: int, seed: int = 7, n_runs: int = 5, n_budgets: int = 15, b: float = 10.0):
-    """Curves from known PALM parameters with a run effect and noise; returns (tidy table, truth dict)."""
-    rng = np.random.default_rng(seed)
-    frames, truth = [], {}
-    for i in range(n_curves):
-        p = dict(A_max=rng.uniform(0.75, 0.95), delta=rng.uniform(0.08, 0.35), alpha=rng.uniform(0.0, 2.0),
-                 beta=rng.uniform(0.7, 1.3))
-        tau, sigma = 0.008, 0.01
-        B = np.arange(1, n_budgets + 1) * b
-        mu = budget_curve(B, b=b, **p)
-        for r in range(n_runs):
-            y = mu + tau * rng.standard_normal() + sigma * rng.standard_normal(len(B))
-            frames.append(pd.DataFrame({"dataset": "sim", "model": "m", "method": f"c{i:02d}", "run": str(r),
-                                        "budget": B, "score": np.clip(y, 0, 1)}))
-        truth[("sim", "m", f"c{i:02d}")] = (p, tau, sigma)
-    df = data.validate(pd.concat(frames, ignore_index=True), "simulated")
-    return df, truth
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,95 @@
+"""``palm-bayes decide``: keep labelling or stop, and with which method — from the posterior and from ALDA's rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from palm_bayes import data
+from palm_bayes.decision import DecisionSettings, check_settings, decide
+from palm_bayes.errors import InputError
+from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
+from palm_bayes.outputs import OutputDir
+from palm_bayes.plot import plot_decision
+
+from .forecast import add_fitting_flags, check_sampling_flags, load_input
+
+OUTPUTS = ("decision.csv", "decision.json", "decision.png")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("decide", help="should I keep labelling, and with which method? (probabilities and ALDA)",
+                       description="For a target accuracy, estimate per curve the probability of reaching it, the "
+                       "labels needed, the deployment window, the value of the next labels and (with costs) the "
+                       "budget worth buying; compare methods by ALDA's point rules and by a risk-aware Bayesian "
+                       "pick. INPUT is any curve input (it is fitted first) or a saved posterior (posterior.nc, "
+                       "or the forecast folder holding it) to decide again without sampling.")
+    p.add_argument("input", help="curves (CSV, PALM run folders, PALM.py output) or a saved posterior.nc / folder")
+    p.add_argument("--target", type=float, required=True, help="target accuracy τ, on the scale of the scores")
+    p.add_argument("--delta-target", type=float, help="half-width Δτ of the deployment window (default 5 points)")
+    p.add_argument("--eta", type=float, default=0.05, help="ALDA's cost tolerance η of the cost-competitive set")
+    p.add_argument("--max-budget", type=float, help="budget limit for P(reach) (default 4x the largest observed)")
+    p.add_argument("--next", type=float, dest="next_labels", help="size of the next batch (default one episode)")
+    p.add_argument("--min-gain", type=float, help="gain worth having from the next batch (default 0.5 points)")
+    p.add_argument("--cost-per-label", type=float, help="cost of one label (with --value-per-point)")
+    p.add_argument("--value-per-point", type=float, help="value of one accuracy point (with --cost-per-label)")
+    p.add_argument("--out", default="palm_bayes_out", help="output folder (default ./palm_bayes_out)")
+    add_fitting_flags(p)
+    p.set_defaults(run=run)
+
+
+def fitted(args: argparse.Namespace, settings: DecisionSettings, out: OutputDir, say
+           ) -> tuple[Forecaster, list | None]:
+    """A forecaster for the input: loaded from a saved posterior, or fitted now (and saved into ``out``). The
+    settings are checked against the data's score scale before any sampling."""
+    saved = saved_posterior(args.input)
+    if saved is not None:
+        if args.max_points is not None or args.upto is not None:
+            raise InputError(f"{args.input}: a saved posterior was fitted already; --max-points/--upto apply only "
+                             "when fitting curves")
+        fc = Forecaster.load(saved)
+        keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
+                and (not args.model or k[1] in args.model) and (not args.method or k[2] in args.method)]
+        if not keys:
+            raise InputError(f"{saved}: no curve matches the --dataset/--model/--method selection")
+        check_settings(settings, fc.scale)
+        say(f"palm-bayes decide: {len(keys)} curve(s) from the saved posterior {saved} (no new sampling)")
+        return fc, keys
+    check_sampling_flags(args)
+    df = load_input(args)
+    check_settings(settings, df.attrs["scale"])
+    out.check(POSTERIOR_FILE)
+    say(f"palm-bayes decide: fitting {len(data.curve_keys(df))} curve(s); "
+        f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
+    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                    likelihood=args.likelihood, progress=None if args.quiet else print_progress).fit(df)
+    fc.save(out)
+    return fc, None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = DecisionSettings(target=args.target, delta_target=args.delta_target, eta=args.eta,
+                                max_budget=args.max_budget, next_labels=args.next_labels, min_gain=args.min_gain,
+                                cost_per_label=args.cost_per_label, value_per_point=args.value_per_point,
+                                level=args.level[0])
+    out = OutputDir(args.out)
+    out.check(*OUTPUTS)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    fc, keys = fitted(args, settings, out, say)
+    result = decide(fc, settings, keys)
+    out.write_csv("decision.csv", result.table)
+    out.write_json("decision.json", result.to_dict())
+    out.write_figure("decision.png", plot_decision(result))
+    if not args.quiet:
+        lines = iter(result.lines)
+        for grp in result.groups:
+            print(f"{grp['dataset']} · {grp['model']}:")
+            n = int(((result.table.dataset == grp["dataset"]) & (result.table.model == grp["model"])).sum())
+            for _ in range(n):
+                print("  " + next(lines))
+            print(f"  → pick: {grp['pick'] or 'none'} ({grp['pick_reason']}); ALDA's pick: {grp['alda_pick'] or 'none'}"
+                  f" ({grp['alda_reason']})")
+            if grp["why"]:
+                print(f"  the two differ: {grp['why']}")
+        print(f"→ {out.path}", file=sys.stderr)
+    return 1 if result.table.status.eq("failed").all() else 0

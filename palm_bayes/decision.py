@@ -1,0 +1,470 @@
+"""Should I keep labelling? Decisions from the PALM posterior, next to ALDA's point-fit rules.
+
+For every curve (dataset, model, method) and a target accuracy τ:
+
+* **feasibility** ``P(A_max ≥ τ)``;
+* **labels to reach τ** ``B_abs(τ)`` per posterior draw (the inverse of the PALM curve, rounded up to whole
+  episodes; a draw whose ceiling is below τ never reaches it and counts as ``inf``), its median and interval, and
+  ``P(reach τ by B)`` as a function of B;
+* **deployment window** ``W = B_abs(τ + Δτ) − B_abs(τ − Δτ)``: how many labels the curve needs to cross the band
+  around τ (a flat curve near τ makes the budget to reach τ a gamble);
+* **value of the next labels**: the gain in mean accuracy from the next k labels, and ``P(gain ≥ ε)``;
+* **economics** (with a cost per label and a value per accuracy point): expected net value of labelling up to
+  each budget, the budget that maximises it, and the expected net value of the next batch.
+
+Within a (dataset, model), methods are compared twice: ALDA's point decision (feasible if A_max ≥ τ; cost-
+competitive set C_η = methods whose B_abs is within η of the cheapest; pick the smallest W in it; if none is
+feasible, the highest A_max) and a risk-aware Bayesian pick (the highest probability of reaching τ within the
+budget; near-ties, within Monte Carlo error, go to the lower expected cost).
+
+Everything here is pure computation on posterior draws and point fits; :func:`decide` runs it over a fitted
+:class:`~palm_bayes.forecast.Forecaster`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .curve import budget_curve, budget_to_reach
+from .data import CURVE_KEYS, scale_max
+from .errors import InputError
+
+#: ALDA's safeguard: the upper end of the window stays this many accuracy points below A_max.
+WINDOW_CEILING_MARGIN_POINTS = 0.5
+#: Reach probabilities closer than this count as a tie in the Bayesian pick (≈ 2.5 Monte Carlo standard errors
+#: of a probability estimated from 4 × 1000 draws, whose standard error is at most 0.008).
+P_REACH_TIE = 0.02
+#: Verdict thresholds on P(reach τ within the budget): keep labelling above the first, stop below the second,
+#: "uncertain" between (a coin flip is not advice).
+KEEP_P, STOP_P = 0.75, 0.25
+#: At most this many budgets on the grid of P(reach τ by B) and of the economics.
+GRID_POINTS = 400
+
+#: ``decision.csv`` starts with exactly these columns.
+DECISION_COLUMNS = [*CURVE_KEYS, "a_max", "feasible", "b_abs", "deployment_window", "cost_competitive", "risky",
+                    "alda_pick", "p_feasible", "b_abs_median", "b_abs_lower", "b_abs_upper", "p_reach", "p_cheapest",
+                    "pick", "verdict"]
+#: ... followed by these.
+DETAIL_COLUMNS = ["target", "current_budget", "current_mean", "max_budget", "more_labels_median", "expected_cost",
+                  "window_median", "window_lower", "window_upper", "next_labels", "gain_mean", "gain_lower",
+                  "gain_upper", "p_gain", "best_budget", "best_budget_lower", "best_budget_upper", "net_value_best",
+                  "net_value_next", "status", "note"]
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """What to decide about. Accuracy quantities are on the input's score scale (fraction or percent).
+
+    Parameters
+    ----------
+    target : float
+        Target accuracy τ.
+    delta_target : float, optional
+        Half-width Δτ of the deployment window (default 5 accuracy points: 0.05 or 5).
+    eta : float
+        Cost tolerance of ALDA's cost-competitive set C_η (relative to the cheapest method).
+    max_budget : float, optional
+        Budget limit for ``p_reach`` and the economics (default: 4 × the largest observed budget of each curve).
+    next_labels : float, optional
+        Size k of the next batch (default: one episode, ``b`` labels).
+    min_gain : float, optional
+        Gain ε worth having from the next batch (default 0.5 accuracy points).
+    cost_per_label, value_per_point : float, optional
+        Cost of one label and value of one accuracy point (percentage point), in any one currency; both are
+        needed for the economics.
+    level : float
+        Level of the equal-tailed intervals.
+    """
+
+    target: float
+    delta_target: float | None = None
+    eta: float = 0.05
+    max_budget: float | None = None
+    next_labels: float | None = None
+    min_gain: float | None = None
+    cost_per_label: float | None = None
+    value_per_point: float | None = None
+    level: float = 0.9
+
+    @property
+    def economics(self) -> bool:
+        return self.cost_per_label is not None and self.value_per_point is not None
+
+
+def point_size(scale: str) -> float:
+    """One accuracy point (percentage point) on a score scale: 0.01 for fractions, 1 for percent."""
+    return scale_max(scale) / 100.0
+
+
+def check_settings(s: DecisionSettings, scale: str) -> None:
+    """Reject a target or option that does not fit the data's score scale, naming the scale."""
+    top = scale_max(scale)
+    example = "0.85" if scale == "fraction" else "85"
+    if not np.isfinite(s.target) or not 0 < s.target <= top:
+        raise InputError(f"--target {s.target:g}: the scores are {scale}s (0–{top:g}); give a target in (0, {top:g}], "
+                         f"e.g. {example}")
+    if scale == "percent" and s.target <= 1:
+        raise InputError(f"--target {s.target:g}: the scores are percent (0–100) and this looks like a fraction; "
+                         f"give e.g. {example}")
+    for name in ("delta_target", "min_gain"):
+        v = getattr(s, name)
+        if v is not None and (not np.isfinite(v) or not 0 <= v < top):
+            raise InputError(f"--{name.replace('_', '-')} {v:g}: expected a value in [0, {top:g}) on the {scale} "
+                             "scale of the scores")
+    for name in ("max_budget", "next_labels", "cost_per_label", "value_per_point"):
+        v = getattr(s, name)
+        if v is not None and (not np.isfinite(v) or v <= 0):
+            raise InputError(f"--{name.replace('_', '-').replace('next-labels', 'next')} {v:g}: expected a "
+                             "positive number")
+    if s.eta < 0:
+        raise InputError(f"--eta {s.eta:g}: expected 0 or more")
+    if (s.cost_per_label is None) != (s.value_per_point is None):
+        raise InputError("--cost-per-label and --value-per-point go together (the economics need both)")
+    if not 0 < s.level < 1:
+        raise InputError(f"--level {s.level:g}: expected a level strictly between 0 and 1, e.g. 0.9")
+
+
+# ---------------------------------------------------------------------------------------------- ALDA (point fit)
+
+
+def alda_budget(target: float, A_max: float, delta: float, alpha: float, beta: float, b: float) -> float:
+    """ALDA's B_abs(τ) from one point fit: the PALM inverse rounded up to whole episodes, 0 for τ ≤ 0.
+
+    A target equal to A_max is read just below it (as ALDA does), so a feasible target has a finite budget.
+    """
+    if target <= 0:
+        return 0.0
+    safe = min(float(target), float(A_max) * (1 - 1e-10))
+    return float(budget_to_reach(safe, A_max, delta, alpha, beta, b))
+
+
+def alda_window(target: float, delta_target: float, A_max: float, delta: float, alpha: float, beta: float, b: float,
+                margin: float) -> float:
+    """ALDA's deployment window W = B_abs(τ_hi) − B_abs(τ_lo), τ_lo = max(0, τ − Δτ), τ_hi = min(τ + Δτ,
+    A_max − margin); ``nan`` when τ_hi < τ_lo (no window below the ceiling)."""
+    lo, hi = max(0.0, target - delta_target), min(target + delta_target, A_max - margin)
+    if hi < lo:
+        return float("nan")
+    return max(0.0, alda_budget(hi, A_max, delta, alpha, beta, b) - alda_budget(lo, A_max, delta, alpha, beta, b))
+
+
+def alda_select(rows: pd.DataFrame, eta: float) -> pd.DataFrame:
+    """ALDA's selection within one group of methods.
+
+    ``rows`` holds ``method, a_max, feasible, b_abs, deployment_window`` (NaN a_max = no point fit). Adds
+    ``cost_competitive`` (feasible with B_abs ≤ (1 + η) · the cheapest), ``alda_pick`` (the smallest W in C_η, then
+    the smaller B_abs, then the first name alphabetically; if no method is feasible, the highest A_max), ``risky``
+    (a feasible method whose window is wider than the pick's: its B_abs is the less certain) and ``alda_reason``.
+    """
+    out = rows.sort_values("method").copy()
+    out["cost_competitive"] = False
+    out["alda_pick"] = False
+    out["risky"] = False
+    cand = out[out.feasible & np.isfinite(out.b_abs) & np.isfinite(out.deployment_window)]
+    if len(cand):
+        b_min = cand.b_abs.min()
+        cc = (cand.b_abs - b_min) / max(b_min, 1e-8) <= eta + 1e-8
+        out.loc[cc[cc].index, "cost_competitive"] = True
+        chosen = cand[cc].sort_values(["deployment_window", "b_abs", "method"], kind="stable").index[0]
+        out.loc[chosen, "alda_pick"] = True
+        out["risky"] = out.index.isin(cand.index) & (out.deployment_window > out.loc[chosen, "deployment_window"])
+        out["alda_reason"] = "smallest deployment window within the cost-competitive set"
+    elif out.a_max.notna().any():
+        out.loc[out.a_max.idxmax(), "alda_pick"] = True
+        out["alda_reason"] = "no method feasible: highest estimated ceiling"
+    else:
+        out["alda_reason"] = "no successful point fit"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- Bayesian
+
+
+@dataclass
+class CurveDraws:
+    """Posterior draws of one curve's PALM parameters (flat arrays, the input's score scale) and its data."""
+
+    A_max: np.ndarray
+    delta: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    b: float
+    current_budget: float
+    current_mean: float
+
+    def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
+        """A(B) per draw (rows) and budget (columns)."""
+        B = np.asarray(budgets, dtype=float)[None, :]
+        return budget_curve(B, self.A_max[:, None], self.delta[:, None], self.alpha[:, None], self.beta[:, None],
+                            b=self.b)
+
+    def budget_to_reach(self, target: float) -> np.ndarray:
+        """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ."""
+        if target <= 0:
+            return np.zeros_like(self.A_max)
+        return np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
+
+
+def quantiles(x: np.ndarray, level: float) -> tuple[float, float, float]:
+    """Median and equal-tailed interval of draws that may hold ``inf`` (order statistics, no interpolation)."""
+    q = [0.5, (1 - level) / 2, 1 - (1 - level) / 2]
+    med, lo, hi = np.quantile(np.asarray(x, dtype=float), q, method="inverted_cdf")
+    return float(med), float(lo), float(hi)
+
+
+def p_reach_by(b_abs: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """P(reach τ by B) for each budget B: the share of draws whose B_abs ≤ B (non-decreasing in B)."""
+    s = np.sort(np.asarray(b_abs, dtype=float))
+    return np.searchsorted(s, np.asarray(budgets, dtype=float), side="right") / len(s)
+
+
+def budget_grid(start: float, stop: float, b: float, n_max: int = GRID_POINTS) -> np.ndarray:
+    """Whole-episode budgets from ``start`` to ``stop`` (at most ``n_max``; evenly thinned beyond that)."""
+    first = np.ceil(round(start / b, 9)) * b
+    steps = int(np.floor(round((stop - first) / b, 9))) + 1 if stop >= first else 1
+    grid = first + b * np.arange(max(steps, 1))
+    if len(grid) > n_max:
+        grid = grid[np.unique(np.linspace(0, len(grid) - 1, n_max).round().astype(int))]
+    return np.unique(np.concatenate([[start], grid]))
+
+
+def economics(mu: np.ndarray, grid: np.ndarray, cost_per_label: float, value_per_point: float, point: float,
+              level: float) -> dict[str, float]:
+    """Net value of labelling from ``grid[0]`` (now) up to each budget of ``grid``.
+
+    ``net(B) = value_per_point · (A(B) − A(now)) / point − cost_per_label · (B − now)`` per draw. Returns the budget
+    maximising the expected net value, an interval of the per-draw best budget, the expected net value there, and
+    the expected net value of the next grid step (the next batch).
+    """
+    gain_points = (mu - mu[:, :1]) / point
+    net = value_per_point * gain_points - cost_per_label * (grid - grid[0])[None, :]
+    expected = net.mean(0)
+    best = int(np.argmax(expected))
+    _, lo, hi = quantiles(grid[np.argmax(net, axis=1)], level)
+    return {"best_budget": float(grid[best]), "best_budget_lower": lo, "best_budget_upper": hi,
+            "net_value_best": float(expected[best]), "net_value_next": float(expected[1]) if len(grid) > 1 else 0.0}
+
+
+def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: float) -> tuple[dict, np.ndarray,
+                                                                                                 np.ndarray]:
+    """Bayesian decision quantities of one curve. Returns (row, B_abs draws, budgets of the reach grid)."""
+    point = point_size(scale)
+    dt = s.delta_target if s.delta_target is not None else 5 * point
+    eps = s.min_gain if s.min_gain is not None else 0.5 * point
+    k = s.next_labels if s.next_labels is not None else d.b
+    b_abs = d.budget_to_reach(s.target)
+    with np.errstate(invalid="ignore"):
+        w = d.budget_to_reach(s.target + dt) - d.budget_to_reach(max(0.0, s.target - dt))
+    w = np.where(np.isnan(w), np.inf, w)  # inf − inf: the whole band is out of reach
+    med, lo, hi = quantiles(b_abs, s.level)
+    wmed, wlo, whi = quantiles(w, s.level)
+    now = d.current_budget
+    mu_gain = d.mean_curve(np.array([now, now + k]))
+    gain = mu_gain[:, 1] - mu_gain[:, 0]
+    _, glo, ghi = quantiles(gain, s.level)
+    row = {"target": s.target, "current_budget": now, "current_mean": d.current_mean, "max_budget": max_budget,
+           "p_feasible": float(np.mean(d.A_max >= s.target)), "b_abs_median": med, "b_abs_lower": lo,
+           "b_abs_upper": hi, "p_reach": float(np.mean(b_abs <= max_budget)),
+           "more_labels_median": max(0.0, med - now) if np.isfinite(med) else np.inf,
+           "expected_cost": float(np.mean(np.minimum(b_abs, max_budget))),
+           "window_median": wmed, "window_lower": wlo, "window_upper": whi, "next_labels": k,
+           "gain_mean": float(gain.mean()), "gain_lower": glo, "gain_upper": ghi,
+           "p_gain": float(np.mean(gain >= eps))}
+    grid = budget_grid(min(now, max_budget), max(max_budget, now), d.b)
+    if s.economics:
+        row.update(economics(d.mean_curve(grid), grid, s.cost_per_label, s.value_per_point, point, s.level))
+    else:
+        row.update(dict.fromkeys(("best_budget", "best_budget_lower", "best_budget_upper", "net_value_best",
+                                  "net_value_next"), np.nan))
+    return row, b_abs, grid
+
+
+def p_cheapest(b_abs: np.ndarray) -> np.ndarray:
+    """P(each method needs the fewest labels to reach τ) from B_abs draws shaped (methods, draws).
+
+    Draws are paired by index (the curves' posteriors are independent, so pairing them is a joint draw); methods
+    tied at the minimum share the draw; a draw in which no method reaches τ counts for none.
+    """
+    m = b_abs.min(axis=0)
+    winners = (b_abs == m[None, :]) & np.isfinite(m)[None, :]
+    share = winners / np.maximum(winners.sum(axis=0), 1)[None, :]
+    return share.mean(axis=1)
+
+
+def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE) -> pd.DataFrame:
+    """Risk-aware pick within one group: the highest ``p_reach``; methods within ``tie`` of it are a tie, broken by
+    the lower ``expected_cost`` and then the name. If no method can reach τ within the budget (p_reach = 0 for
+    all), the highest ``p_feasible``."""
+    out = rows.sort_values("method").copy()
+    out["pick"] = False
+    ok = out[out.p_reach.notna()]
+    if not len(ok):
+        out["pick_reason"] = "no posterior"
+        return out
+    best = ok.p_reach.max()
+    if best > 0:
+        chosen = ok[ok.p_reach >= best - tie].sort_values(["expected_cost", "method"], kind="stable").index[0]
+        out["pick_reason"] = "highest probability of reaching the target within the budget"
+    else:
+        chosen = ok.sort_values(["p_feasible", "method"], ascending=[False, True], kind="stable").index[0]
+        out["pick_reason"] = "no method reaches the target within the budget: highest P(A_max >= target)"
+    out.loc[chosen, "pick"] = True
+    return out
+
+
+def verdict(r: pd.Series | dict) -> str:
+    """One plain-language verdict: ``already reached`` (the observed mean is at τ), ``keep labelling``
+    (P(reach τ within the budget) ≥ :data:`KEEP_P`), ``stop`` (< :data:`STOP_P`) or ``uncertain``."""
+    if r["current_mean"] >= r["target"]:
+        return "already reached"
+    if not np.isfinite(r["p_reach"]):
+        return "no posterior"
+    if r["p_reach"] >= KEEP_P:
+        return "keep labelling"
+    return "stop" if r["p_reach"] < STOP_P else "uncertain"
+
+
+def _num(x: float, scale: str | None = None) -> str:
+    if not np.isfinite(x):
+        return "never" if x > 0 else "n/a"
+    if scale is not None:
+        return f"{x:.2f}" if scale == "fraction" else f"{x:.1f}"
+    return f"{x:,.0f}"
+
+
+def verdict_line(r: pd.Series | dict, scale: str, level: float) -> str:
+    """The terminal line of one curve, e.g. ``typiclust: keep labelling — P(reach 0.85) = 0.93, median 1,400 more
+    labels (90%: 900–2,600)``."""
+    t = _num(r["target"], scale)
+    head = f"{r['method']}: {r['verdict']}"
+    if r["verdict"] == "already reached":
+        return f"{head} — observed mean {_num(r['current_mean'], scale)} ≥ {t} at {_num(r['current_budget'])} labels"
+    if r["verdict"] == "no posterior":
+        return f"{head} — sampling failed ({r.get('note', '')})"
+    more = [max(0.0, v - r["current_budget"]) if np.isfinite(v) else np.inf
+            for v in (r["b_abs_median"], r["b_abs_lower"], r["b_abs_upper"])]
+    line = (f"{head} — P(reach {t} within {_num(r['max_budget'])} labels) = {r['p_reach']:.2f}, "
+            f"P(A_max ≥ {t}) = {r['p_feasible']:.2f}")
+    if r["verdict"] == "keep labelling":
+        line = (f"{head} — P(reach {t}) = {r['p_reach']:.2f}, median {_num(more[0])} more labels "
+                f"({level:.0%}: {_num(more[1])}–{_num(more[2])})")
+    if np.isfinite(r.get("best_budget", np.nan)):
+        line += (f"; economics: label up to {_num(r['best_budget'])} "
+                 f"(expected net value {r['net_value_best']:+,.2f}, next batch {r['net_value_next']:+,.2f})")
+    return line
+
+
+@dataclass
+class Decision:
+    """Result of :func:`decide`: the per-curve table, P(reach τ by B) per curve, and per-group picks."""
+
+    table: pd.DataFrame
+    reach: dict[tuple, tuple[np.ndarray, np.ndarray]]
+    groups: list[dict]
+    settings: DecisionSettings
+    scale: str
+    lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (settings, groups, rows, and the P(reach) curves)."""
+        rows = self.table.replace({np.inf: "inf", -np.inf: "-inf"}).astype(object)
+        rows = rows.where(pd.notna(rows), None).to_dict(orient="records")
+        return {"settings": asdict(self.settings), "scale": self.scale, "groups": self.groups, "curves": rows,
+                "p_reach_by_budget": [{"dataset": k[0], "model": k[1], "method": k[2], "budget": g.tolist(),
+                                       "p_reach": p.tolist()} for k, (g, p) in self.reach.items()]}
+
+
+def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> Decision:
+    """Decisions for every curve of a fitted :class:`~palm_bayes.forecast.Forecaster`.
+
+    Parameters
+    ----------
+    fc : Forecaster
+        Fitted (or loaded) forecaster: its posteriors, point fits and observed data.
+    settings : DecisionSettings
+        Target and options.
+    keys : list of (dataset, model, method), optional
+        Only these curves (default: all).
+
+    Returns
+    -------
+    Decision
+        ``table`` has :data:`DECISION_COLUMNS` then :data:`DETAIL_COLUMNS` (one row per curve).
+    """
+    check_settings(settings, fc.scale)
+    s, scale = settings, fc.scale
+    point = point_size(scale)
+    dt = s.delta_target if s.delta_target is not None else 5 * point
+    keys = [k for k in fc.keys() if keys is None or k in keys]
+    rows, b_abs_draws, reach = [], {}, {}
+    for key in keys:
+        seen = fc.observed(key)
+        now = float(seen.budget.max())
+        current = float(seen[seen.budget == now].score.mean())
+        max_budget = s.max_budget if s.max_budget is not None else 4 * now
+        r = dict(zip(CURVE_KEYS, key, strict=True))
+        fit = fc.point_fits.get(key)
+        if fit is not None and np.isfinite(fit.A_max):
+            feasible = bool(fit.A_max >= s.target)
+            p = (fit.A_max, fit.delta, fit.alpha, fit.beta)
+            r.update(a_max=fit.A_max, feasible=feasible,
+                     b_abs=alda_budget(s.target, *p, fit.b) if feasible else np.nan,
+                     deployment_window=alda_window(s.target, dt, *p, fit.b, WINDOW_CEILING_MARGIN_POINTS * point)
+                     if feasible else np.nan)
+        else:
+            r.update(a_max=np.nan, feasible=False, b_abs=np.nan, deployment_window=np.nan)
+        post = fc.posteriors.get(key)
+        if post is None:
+            r.update(target=s.target, current_budget=now, current_mean=current, max_budget=max_budget,
+                     p_reach=np.nan, status="failed", note=fc.failures.get(key, ""))
+        else:
+            flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
+            draws = CurveDraws(flat["A_max"] * scale_max(scale), flat["delta"], flat["alpha"], flat["beta"],
+                               b=post.b, current_budget=now, current_mean=current)
+            row, b_abs, grid = curve_decision(draws, s, scale, max_budget)
+            r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
+            b_abs_draws[key] = b_abs
+            reach[key] = (grid, p_reach_by(b_abs, grid))
+        rows.append(r)
+    table = pd.DataFrame(rows)
+    for c in DECISION_COLUMNS + DETAIL_COLUMNS:
+        if c not in table.columns:
+            table[c] = np.nan
+    table["verdict"] = [verdict(r) for r in table.to_dict("records")]
+    frames, groups = [], []
+    for (dataset, model), g in table.groupby(["dataset", "model"], sort=False):
+        g = alda_select(g, s.eta)
+        have = [k for k in zip(g.dataset, g.model, g.method, strict=True) if k in b_abs_draws]
+        share = {}
+        if have:
+            n = min(len(b_abs_draws[k]) for k in have)  # same draw count unless curves came from different fits
+            share = dict(zip([k[2] for k in have], p_cheapest(np.stack([b_abs_draws[k][:n] for k in have])),
+                             strict=True))
+        g["p_cheapest"] = g.method.map(share).astype(float)
+        g = bayes_select(g)
+        groups.append(_group_summary(dataset, model, g, scale))
+        frames.append(g)
+    table = pd.concat(frames, ignore_index=True)
+    table = table[DECISION_COLUMNS + DETAIL_COLUMNS]
+    lines = [verdict_line(r, scale, s.level) for r in table.to_dict("records")]
+    return Decision(table=table, reach=reach, groups=groups, settings=s, scale=scale, lines=lines)
+
+
+def _group_summary(dataset: str, model: str, g: pd.DataFrame, scale: str) -> dict:
+    """Both picks of one group, and in words why they differ when they do."""
+    pick = g.loc[g.pick, "method"].tolist()
+    alda = g.loc[g.alda_pick, "method"].tolist()
+    pick, alda = (pick[0] if pick else ""), (alda[0] if alda else "")
+    out = {"dataset": dataset, "model": model, "pick": pick, "pick_reason": g.pick_reason.iloc[0],
+           "alda_pick": alda, "alda_reason": g.alda_reason.iloc[0], "agree": pick == alda, "why": ""}
+    if pick and alda and pick != alda:
+        p = g.set_index("method")
+        out["why"] = (f"ALDA picks {alda} ({g.alda_reason.iloc[0]}; its point fit says B_abs "
+                      f"{_num(p.at[alda, 'b_abs'])}, W {_num(p.at[alda, 'deployment_window'])}), but the posterior "
+                      f"gives {alda} P(reach) {p.at[alda, 'p_reach']:.2f} against {p.at[pick, 'p_reach']:.2f} for "
+                      f"{pick} (expected cost {_num(p.at[alda, 'expected_cost'])} vs "
+                      f"{_num(p.at[pick, 'expected_cost'])} labels): the point fit ignores how unsure each curve is")
+    return out
