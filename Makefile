@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/palm-bayes forecast examples/al_curves_yeast_svc.csv --max-points 8 --out $(OUT)/forecast
+	$(BIN)/palm-bayes decide $(OUT)/forecast --target 0.8 --cost-per-label 1 --value-per-point 50 --out $(OUT)/decide
 	$(BIN)/palm-bayes fit --base_path examples/al_runs/Yeast/SVC_RBF --method entropy_b20 --out_dir $(OUT)/fit
 
 test: install

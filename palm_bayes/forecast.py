@@ -68,6 +68,8 @@ class Forecaster:
     misfit : bool
         Add a per-budget deviation of the mean over runs from the PALM form (shared by all runs); it widens the
         mean-curve band by the misfit the pilot shows.
+    geometry : {"levels", "shape"}
+        Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`).
     loo : bool
         Also estimate each curve's PSIS-LOO expected log predictive density of the fitted points (ArviZ), to
         compare model variants (see :meth:`loo`).
@@ -88,11 +90,12 @@ class Forecaster:
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
-                 low_rank: bool = True, misfit: bool = False, loo: bool = False, backend: str | None = None,
-                 progress: Callable | None = None):
+                 low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "shape",
+                 backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
-                                        noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo)
+                                        noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo,
+                                        geometry=geometry)
         self.backend = backend
         self.progress = progress
         self.posteriors: dict[Key, CurvePosterior] = {}

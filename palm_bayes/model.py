@@ -5,7 +5,7 @@ on the episode axis ``x = B / b`` with ``b`` the curve's smallest budget step (:
 so the priors mean the same thing whatever the budget unit: regular AL runs get x = 1, 2, 3, ...; geometric
 budgets (LCDB) get x ≈ 2.3, 3.3, 4.6, ... from their finest step.
 
-Parameterisation (every sampled quantity is unconstrained and smooth; nothing is clipped):
+Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
 
 ``z_A``       logit A_max = logit(best pilot mean) + ``A_SD`` · z_A,  z_A ~ N(0, 1).
               Centred on the best observed mean because that is where the ceiling is usually found; the sd of
@@ -20,10 +20,20 @@ Parameterisation (every sampled quantity is unconstrained and smooth; nothing is
 ``tau``       run-to-run offset scale, HalfNormal(0.03): repetitions share seeds and initial pools, so a run that
               starts high tends to stay high; each run gets an additive offset τ·z_r (non-centred).
 ``sigma``     observation noise at the first budget, HalfNormal(0.05); with ``likelihood="student"`` a Student-t
-              with ν ~ Gamma(2, 0.1) for outlying episodes.
+              with ν − 2 ~ Gamma(2, 0.1) for outlying episodes (ν > 2: the noise keeps a finite variance).
 ``gamma``     noise trend (``noise_trend=True``, the default): sd(x) = σ · (x / x₁)^(−γ), γ ~ N(0.3, 0.5). Test
               accuracy measured after training on few labels scatters far more than after many, so one constant σ
               learned on a pilot makes later predictive bands too wide (on LCDB) or mixes misfit into noise.
+
+Sampling geometry. The prior above is stated on (z_A, log_base, log_beta, eta1); ``geometry="shape"`` samples in
+exactly those coordinates. There A_max, β and η₁ sit on a curved ridge (a higher ceiling needs a lower share
+reached and another β to fit the same points), and A_max mixed slowly (R-hat > 1.01 on about half the dev curves).
+The option ``geometry="levels"`` samples the same posterior in coordinates the data pin down — the curve's level
+at the last observed budget, the first level relative to it, and the share of the remaining headroom A_max adds —
+with the log-Jacobian of the change of variables added to the prior (see :func:`_levels_geometry`). It mixes A_max
+far better on curves still rising at the end of the pilot, but on plateaued ones (common on LCDB) the headroom
+coordinate has an extremely heavy tail (it maps to log β through a double logarithm), so it is not the default;
+docs/benchmarks.md has the comparison.
 
 The model is compiled once per process (per padded run count) and re-used for every curve by swapping its data.
 """
@@ -44,7 +54,8 @@ from . import _compat
 from .curve import delta_from_log_lambda, palm_curve_cloglog
 from .data import episode_size, scale_max
 
-A_SD = 1.0
+A_SD, ETA_SD, BETA_SD = 1.0, 1.5, 0.75
+GEOMETRIES = ("levels", "shape")
 LIKELIHOODS = ("normal", "student")
 #: Posterior quantities kept per draw (fraction scale for A_max/sigma/tau).
 PARAMS = ("A_max", "delta", "alpha", "beta", "sigma", "tau")
@@ -68,6 +79,7 @@ class SamplerSettings:
     low_rank: bool = True
     misfit: bool = False
     loo: bool = False
+    geometry: str = "shape"
 
 
 @dataclass
@@ -84,6 +96,7 @@ class CurveData:
     scale: str
     x_first: float
     logit_ref: float
+    x_last: float = 0.0
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, scale: str, b: float | None = None) -> CurveData:
@@ -97,7 +110,7 @@ class CurveData:
         best = min(max(best, 0.02), 0.98)
         return cls(x=x, y=y, run_index=run_index.astype("int64"), n_runs=len(runs),
                    budget_index=budget_index.astype("int64"), n_budgets=len(budgets), b=b, scale=scale,
-                   x_first=float(x.min()), logit_ref=float(np.log(best / (1 - best))))
+                   x_first=float(x.min()), logit_ref=float(np.log(best / (1 - best))), x_last=float(x.max()))
 
 
 @dataclass
@@ -133,7 +146,7 @@ def _pad_runs(n: int) -> int:
 
 
 def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
-                n_budget_slots: int = 0):
+                n_budget_slots: int = 0, geometry: str = "shape"):
     """The PyMC model with placeholder data (see the module docstring for the priors)."""
     import pymc as pm
     import pytensor.tensor as pt
@@ -145,15 +158,20 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
         y = pm.Data("y", np.full(5, 0.5))
         run = pm.Data("run_index", np.zeros(5, dtype="int64"))
         x_first = pm.Data("x_first", 1.0)
+        x_last = pm.Data("x_last", 5.0)
         logit_ref = pm.Data("logit_ref", 0.0)
 
-        z_A = pm.Normal("z_A", 0.0, 1.0)
-        A_max = pm.Deterministic("A_max", pm.math.sigmoid(logit_ref + A_SD * z_A))
         log_base = pm.Normal("log_base", pm.math.log(x_first + 1.0), 1.0)
         alpha = pm.Deterministic("alpha", pm.math.exp(log_base) - x_first)
-        log_beta = pm.Normal("log_beta", 0.0, 0.75)
-        beta = pm.Deterministic("beta", pm.math.exp(log_beta))
-        eta1 = pm.Normal("eta1", 0.0, 1.5)
+        if geometry == "levels":
+            A_max, beta, eta1 = _levels_geometry(logit_ref, log_base, x_first, x_last)
+        elif geometry == "shape":
+            z_A = pm.Normal("z_A", 0.0, 1.0)
+            A_max = pm.Deterministic("A_max", pm.math.sigmoid(logit_ref + A_SD * z_A))
+            beta = pm.Deterministic("beta", pm.math.exp(pm.Normal("log_beta", 0.0, BETA_SD)))
+            eta1 = pm.Normal("eta1", 0.0, ETA_SD)
+        else:
+            raise ValueError(f"geometry must be one of {GEOMETRIES}")
         log_lambda = pm.Deterministic("log_lambda", eta1 - beta * log_base)
         tau = pm.HalfNormal("tau", 0.03)
         z_run = pm.Normal("z_run", 0.0, 1.0, shape=n_run_slots)
@@ -173,11 +191,54 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
             w = pm.Normal("w_budget", 0.0, 1.0, shape=n_budget_slots)
             mu = mu + omega * w[budget]
         if likelihood == "student":
-            nu = pm.Gamma("nu", 2.0, 0.1)
+            # nu > 2 keeps the noise variance finite; with nu < 1 (which LCDB pilots' outliers pull towards) a
+            # predictive band of one new run became thousands of points wide
+            nu = pm.Deterministic("nu", 2.0 + pm.Gamma("nu_minus_2", 2.0, 0.1))
             pm.StudentT("obs", nu=nu, mu=mu, sigma=sd, observed=y, shape=x.shape)
         else:
             pm.Normal("obs", mu=mu, sigma=sd, observed=y, shape=x.shape)
     return model
+
+
+def _levels_geometry(logit_ref, log_base, x_first, x_last):
+    """The same prior as ``geometry="shape"``, sampled in coordinates the data pin down.
+
+    NUTS moves in (``level_last``, ``level_ratio``, ``headroom``): the logit of the curve's level at the last
+    observed budget, L_K = A(x_K); the logit of L_1 / L_K (the level at the first budget relative to it); and the
+    logit of the share of the remaining headroom that A_max adds, (A_max − L_K) / (1 − L_K). The map to
+    (logit A_max, η₁, log β) is a bijection; its log-Jacobian is added to the prior of those coordinates, so the
+    posterior is exactly that of the "shape" geometry, but the first two coordinates are nearly fixed by the data
+    and A_max varies (mostly) along one axis instead of a curved ridge.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    p, q, r = pm.Flat("level_last"), pm.Flat("level_ratio"), pm.Flat("headroom")
+    level_last, h = pm.math.sigmoid(p), pm.math.sigmoid(r)
+    A_max = pm.Deterministic("A_max", level_last + (1 - level_last) * h)
+    share_last = level_last / A_max
+    share_first = share_last * pm.math.sigmoid(q)
+    eta1 = pt.log(-pt.log1p(-share_first))
+    eta_last = pt.log(-pt.log1p(-share_last))
+    gap = eta_last - eta1
+    span = pt.log(x_last - x_first + pt.exp(log_base)) - log_base  # log((x_K + α) / (x_1 + α)) > 0
+    log_beta = pt.log(gap) - pt.log(span)
+    beta = pm.Deterministic("beta", pt.exp(log_beta))
+    logit_A = pt.log(A_max) - pt.log1p(-A_max)
+    prior = (pm.logp(pm.Normal.dist(logit_ref, A_SD), logit_A) + pm.logp(pm.Normal.dist(0.0, ETA_SD), eta1)
+             + pm.logp(pm.Normal.dist(0.0, BETA_SD), log_beta))
+
+    def log_dsigmoid(v):
+        return -pt.softplus(-v) - pt.softplus(v)
+
+    def log_dcloglog(share, eta):  # d cloglog(s) / ds = 1 / ((1 - s)(-log(1 - s)))
+        return -pt.log1p(-share) - eta
+
+    log_jac = (log_dsigmoid(p) + log_dsigmoid(q) + log_dsigmoid(r) + pt.log(share_last) + pt.log1p(-level_last)
+               - 2 * pt.log(A_max) - pt.log1p(-A_max) + log_dcloglog(share_first, eta1)
+               + log_dcloglog(share_last, eta_last) - pt.log(gap))
+    pm.Potential("prior_levels", prior + log_jac)
+    return A_max, beta, eta1
 
 
 def curve_seed(seed: int, key: tuple) -> int:
@@ -205,13 +266,17 @@ class PalmSampler:
         self.settings = settings or SamplerSettings()
         self.backend = backend or ("nutpie" if has_nutpie() else "pymc")
 
-    def _get(self, slots: int):
-        key = (slots, self.settings.likelihood, self.settings.noise_trend, self.backend)
+    def _get(self, slots: tuple, geometry: str | None = None, backend: str | None = "sampler"):
+        """The model for these run/budget slots (built once per process), and its nutpie compilation."""
+        geometry = geometry or self.settings.geometry
+        backend = self.backend if backend == "sampler" else backend
+        key = (slots, self.settings.likelihood, self.settings.noise_trend, geometry, backend)
         if key not in _COMPILED:
             budget_slots = slots[1] if self.settings.misfit else 0
-            model = build_model(slots[0], self.settings.likelihood, self.settings.noise_trend, budget_slots)
+            model = build_model(slots[0], self.settings.likelihood, self.settings.noise_trend, budget_slots,
+                                geometry)
             compiled = None
-            if self.backend == "nutpie":
+            if backend == "nutpie":
                 import nutpie
 
                 with warnings.catch_warnings():
@@ -226,7 +291,7 @@ class PalmSampler:
         slots = (_pad_runs(data.n_runs), _pad_runs(data.n_budgets) if s.misfit else 0)
         model, compiled = self._get(slots)
         values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
-                  "logit_ref": np.asarray(data.logit_ref)}
+                  "x_last": np.asarray(data.x_last), "logit_ref": np.asarray(data.logit_ref)}
         if s.misfit:
             values["budget_index"] = data.budget_index
         seed = curve_seed(s.seed, key)
@@ -241,7 +306,8 @@ class PalmSampler:
                 import nutpie
 
                 extra = _compat.nutpie_low_rank_kwargs() if s.low_rank else {}
-                result = nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
+                used = {k: v for k, v in values.items() if k != "x_last" or s.geometry == "levels"}
+                result = nutpie.sample(compiled.with_data(**used), draws=s.draws, tune=s.tune, chains=s.chains,
                                        seed=seed % (2**32), progress_bar=False, target_accept=s.target_accept,
                                        **extra)
             else:
@@ -278,15 +344,17 @@ class PalmSampler:
     def sample_prior(self, data: CurveData, x: np.ndarray, draws: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
         """Prior predictive draws at episode positions ``x`` for one curve's prior (which depends on its first
         budget and best pilot mean): ``{"mean": A(x), "run": one new run's score}``, each (draws, len(x)),
-        fraction scale."""
+        fraction scale. Drawn from the "shape" geometry, whose priors are explicit distributions (the "levels"
+        geometry has the same prior, written as a density on other coordinates)."""
         import pymc as pm
 
         s = self.settings
         slots = (_pad_runs(data.n_runs), _pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
-        model, _ = self._get(slots)
+        model, _ = self._get(slots, geometry="shape", backend=None)
         x = np.asarray(x, dtype=float)
         values = {"x": x, "y": np.zeros_like(x), "run_index": np.zeros(len(x), dtype="int64"),
-                  "x_first": np.asarray(data.x_first), "logit_ref": np.asarray(data.logit_ref)}
+                  "x_first": np.asarray(data.x_first), "x_last": np.asarray(data.x_last),
+                  "logit_ref": np.asarray(data.logit_ref)}
         if s.misfit:
             values["budget_index"] = np.arange(len(x), dtype="int64")
         names = ["A_max", "alpha", "beta", "log_lambda", "obs"]
