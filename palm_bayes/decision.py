@@ -34,8 +34,8 @@ from .errors import InputError
 
 #: ALDA's safeguard: the upper end of the window stays this many accuracy points below A_max.
 WINDOW_CEILING_MARGIN_POINTS = 0.5
-#: Reach probabilities closer than this count as a tie in the Bayesian pick (≈ 2.5 Monte Carlo standard errors
-#: of a probability estimated from 4 × 1000 draws, whose standard error is at most 0.008).
+#: Reach probabilities closer than two Monte Carlo standard errors of their difference count as a tie in the
+#: Bayesian pick; the standard error of each uses the curve's smallest bulk ESS, and the tie margin is at least this.
 P_REACH_TIE = 0.02
 #: Verdict thresholds on P(reach τ within the budget): keep labelling above the first, stop below the second,
 #: "uncertain" between (a coin flip is not advice).
@@ -48,7 +48,8 @@ DECISION_COLUMNS = [*CURVE_KEYS, "a_max", "feasible", "b_abs", "deployment_windo
                     "alda_pick", "p_feasible", "b_abs_median", "b_abs_lower", "b_abs_upper", "p_reach", "p_cheapest",
                     "pick", "verdict"]
 #: ... followed by these.
-DETAIL_COLUMNS = ["target", "current_budget", "current_mean", "max_budget", "more_labels_median", "expected_cost",
+DETAIL_COLUMNS = ["target", "current_budget", "current_mean", "max_budget", "p_reach_se", "more_labels_median",
+                  "expected_cost",
                   "window_median", "window_lower", "window_upper", "next_labels", "gain_mean", "gain_lower",
                   "gain_upper", "p_gain", "best_budget", "best_budget_lower", "best_budget_upper", "net_value_best",
                   "net_value_next", "status", "note"]
@@ -194,6 +195,7 @@ class CurveDraws:
     b: float
     current_budget: float
     current_mean: float
+    ess: float = np.inf
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
         """A(B) per draw (rows) and budget (columns)."""
@@ -256,6 +258,7 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
     eps = s.min_gain if s.min_gain is not None else 0.5 * point
     k = s.next_labels if s.next_labels is not None else d.b
     b_abs = d.budget_to_reach(s.target)
+    p_reach = float(np.mean(b_abs <= max_budget))
     with np.errstate(invalid="ignore"):
         w = d.budget_to_reach(s.target + dt) - d.budget_to_reach(max(0.0, s.target - dt))
     w = np.where(np.isnan(w), np.inf, w)  # inf − inf: the whole band is out of reach
@@ -267,7 +270,8 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
     _, glo, ghi = quantiles(gain, s.level)
     row = {"target": s.target, "current_budget": now, "current_mean": d.current_mean, "max_budget": max_budget,
            "p_feasible": float(np.mean(d.A_max >= s.target)), "b_abs_median": med, "b_abs_lower": lo,
-           "b_abs_upper": hi, "p_reach": float(np.mean(b_abs <= max_budget)),
+           "b_abs_upper": hi, "p_reach": p_reach,
+           "p_reach_se": float(np.sqrt(p_reach * (1 - p_reach) / min(d.ess, len(b_abs)))),
            "more_labels_median": max(0.0, med - now) if np.isfinite(med) else np.inf,
            "expected_cost": float(np.mean(np.minimum(b_abs, max_budget))),
            "window_median": wmed, "window_lower": wlo, "window_upper": whi, "next_labels": k,
@@ -295,18 +299,23 @@ def p_cheapest(b_abs: np.ndarray) -> np.ndarray:
 
 
 def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE) -> pd.DataFrame:
-    """Risk-aware pick within one group: the highest ``p_reach``; methods within ``tie`` of it are a tie, broken by
-    the lower ``expected_cost`` and then the name. If no method can reach τ within the budget (p_reach = 0 for
-    all), the highest ``p_feasible``."""
+    """Risk-aware pick within one group: the highest ``p_reach``. Methods whose ``p_reach`` is within Monte Carlo
+    error of the best (two standard errors of the difference, from ``p_reach_se`` when present, and at least
+    ``tie``) are tied; the tie goes to the lower ``expected_cost``, then the name. If no method can reach τ within
+    the budget (p_reach = 0 for all), the highest ``p_feasible``."""
     out = rows.sort_values("method").copy()
     out["pick"] = False
     ok = out[out.p_reach.notna()]
     if not len(ok):
         out["pick_reason"] = "no posterior"
         return out
-    best = ok.p_reach.max()
+    lead = ok.p_reach.idxmax()
+    best = ok.p_reach[lead]
     if best > 0:
-        chosen = ok[ok.p_reach >= best - tie].sort_values(["expected_cost", "method"], kind="stable").index[0]
+        se = ok.p_reach_se if "p_reach_se" in ok else pd.Series(0.0, index=ok.index)
+        margin = np.maximum(tie, 2 * np.sqrt(se**2 + se[lead] ** 2))
+        tied = ok[ok.p_reach >= best - margin]
+        chosen = tied.sort_values(["expected_cost", "method"], kind="stable").index[0]
         out["pick_reason"] = "highest probability of reaching the target within the budget"
     else:
         chosen = ok.sort_values(["p_feasible", "method"], ascending=[False, True], kind="stable").index[0]
@@ -352,8 +361,11 @@ def verdict_line(r: pd.Series | dict, scale: str, level: float) -> str:
         line = (f"{head} — P(reach {t}) = {r['p_reach']:.2f}, median {_num(more[0])} more labels "
                 f"({level:.0%}: {_num(more[1])}–{_num(more[2])})")
     if np.isfinite(r.get("best_budget", np.nan)):
-        line += (f"; economics: label up to {_num(r['best_budget'])} "
-                 f"(expected net value {r['net_value_best']:+,.2f}, next batch {r['net_value_next']:+,.2f})")
+        if r["best_budget"] > r["current_budget"]:
+            line += (f"; economics: label up to {_num(r['best_budget'])} "
+                     f"(expected net value {r['net_value_best']:+,.2f}, next batch {r['net_value_next']:+,.2f})")
+        else:
+            line += f"; economics: more labels do not pay (next batch {r['net_value_next']:+,.2f} expected)"
     return line
 
 
@@ -423,7 +435,8 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
         else:
             flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
             draws = CurveDraws(flat["A_max"] * scale_max(scale), flat["delta"], flat["alpha"], flat["beta"],
-                               b=post.b, current_budget=now, current_mean=current)
+                               b=post.b, current_budget=now, current_mean=current,
+                               ess=float(post.diagnostics.ess_bulk.min()))
             row, b_abs, grid = curve_decision(draws, s, scale, max_budget)
             r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
             b_abs_draws[key] = b_abs
@@ -462,9 +475,14 @@ def _group_summary(dataset: str, model: str, g: pd.DataFrame, scale: str) -> dic
            "alda_pick": alda, "alda_reason": g.alda_reason.iloc[0], "agree": pick == alda, "why": ""}
     if pick and alda and pick != alda:
         p = g.set_index("method")
-        out["why"] = (f"ALDA picks {alda} ({g.alda_reason.iloc[0]}; its point fit says B_abs "
-                      f"{_num(p.at[alda, 'b_abs'])}, W {_num(p.at[alda, 'deployment_window'])}), but the posterior "
-                      f"gives {alda} P(reach) {p.at[alda, 'p_reach']:.2f} against {p.at[pick, 'p_reach']:.2f} for "
-                      f"{pick} (expected cost {_num(p.at[alda, 'expected_cost'])} vs "
-                      f"{_num(p.at[pick, 'expected_cost'])} labels): the point fit ignores how unsure each curve is")
+        pr = {m: p.at[m, "p_reach"] for m in (pick, alda)}
+        cost = {m: _num(p.at[m, "expected_cost"]) for m in (pick, alda)}
+        alda_side = (f"ALDA picks {alda} ({g.alda_reason.iloc[0]}; its point fit gives B_abs "
+                     f"{_num(p.at[alda, 'b_abs'])}, W {_num(p.at[alda, 'deployment_window'])})")
+        if pr[alda] >= pr[pick] - max(P_REACH_TIE, 2 * np.hypot(p.at[pick, "p_reach_se"], p.at[alda, "p_reach_se"])):
+            out["why"] = (f"{alda_side}; the posterior rates both alike (P(reach) {pr[alda]:.2f} vs {pr[pick]:.2f}) "
+                          f"and breaks the tie by expected cost ({cost[pick]} vs {cost[alda]} labels)")
+        else:
+            out["why"] = (f"{alda_side}; the posterior gives {alda} P(reach) {pr[alda]:.2f} against {pr[pick]:.2f} "
+                          f"for {pick}: the point fit does not see how unsure each curve's extrapolation is")
     return out

@@ -101,6 +101,11 @@ def test_bayes_pick_prefers_reaching_then_cheaper_within_a_tie():
                  p_feasible=[0.95, 0.95, 0.6])
     g = bayes_select(rows).set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}  # 0.89 ties 0.90 (Monte Carlo), cheaper
+    # with few effective draws the Monte Carlo error is larger, and so is the tie margin
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.03, 0.03, 0.03])).set_index("method")
+    assert g.pick.to_dict() == {"a": False, "b": True, "c": False}
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.005, 0.005, 0.005])).set_index("method")
+    assert g.pick.to_dict() == {"a": True, "b": False, "c": False}
     g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0])).set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False} and "P(A_max" in g.pick_reason.iloc[0]
 
