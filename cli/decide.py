@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from palm_bayes import data
 from palm_bayes.decision import DecisionSettings, check_settings, decide
-from palm_bayes.errors import InputError
-from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
 from palm_bayes.outputs import OutputDir
 from palm_bayes.plot import plot_decision
 
-from .forecast import add_fitting_flags, check_sampling_flags, load_input
+from .forecast import add_fitting_flags, fit_or_load
 
 OUTPUTS = ("decision.csv", "decision.json", "decision.png")
 
@@ -38,35 +35,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def fitted(args: argparse.Namespace, settings: DecisionSettings, out: OutputDir, say
-           ) -> tuple[Forecaster, list | None]:
-    """A forecaster for the input: loaded from a saved posterior, or fitted now (and saved into ``out``). The
-    settings are checked against the data's score scale before any sampling."""
-    saved = saved_posterior(args.input)
-    if saved is not None:
-        if args.max_points is not None or args.upto is not None:
-            raise InputError(f"{args.input}: a saved posterior was fitted already; --max-points/--upto apply only "
-                             "when fitting curves")
-        fc = Forecaster.load(saved)
-        keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
-                and (not args.model or k[1] in args.model) and (not args.method or k[2] in args.method)]
-        if not keys:
-            raise InputError(f"{saved}: no curve matches the --dataset/--model/--method selection")
-        check_settings(settings, fc.scale)
-        say(f"palm-bayes decide: {len(keys)} curve(s) from the saved posterior {saved} (no new sampling)")
-        return fc, keys
-    check_sampling_flags(args)
-    df = load_input(args)
-    check_settings(settings, df.attrs["scale"])
-    out.check(POSTERIOR_FILE)
-    say(f"palm-bayes decide: fitting {len(data.curve_keys(df))} curve(s); "
-        f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
-    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                    likelihood=args.likelihood, progress=None if args.quiet else print_progress).fit(df)
-    fc.save(out)
-    return fc, None
-
-
 def run(args: argparse.Namespace) -> int:
     settings = DecisionSettings(target=args.target, delta_target=args.delta_target, eta=args.eta,
                                 max_budget=args.max_budget, next_labels=args.next_labels, min_gain=args.min_gain,
@@ -75,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     out = OutputDir(args.out)
     out.check(*OUTPUTS)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    fc, keys = fitted(args, settings, out, say)
+    fc, keys, _ = fit_or_load(args, out, say, "decide", lambda scale: check_settings(settings, scale))
     result = decide(fc, settings, keys)
     out.write_csv("decision.csv", result.table)
     out.write_json("decision.json", result.to_dict())

@@ -9,7 +9,7 @@ import numpy as np
 
 from palm_bayes import data
 from palm_bayes.errors import InputError
-from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress
+from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
 from palm_bayes.model import LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.plot import plot_forecasts, plot_prior_predictive
@@ -71,6 +71,38 @@ def load_input(args: argparse.Namespace):
     df = data.load_curves(args.input, budget_size=args.budget_size)
     df = data.select(df, dataset=args.dataset, model=args.model, method=args.method)
     return data.pilot(df, max_points=args.max_points, upto=args.upto)
+
+
+def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, check_scale=None):
+    """The forecaster a command works on: loaded from a saved posterior (``posterior.nc`` or the folder holding
+    it, no sampling), or fitted on the input now and saved into ``out``. ``check_scale(scale)`` vets the
+    command's own options against the data's score scale before any sampling. Returns (forecaster, the selected
+    curve keys, notes on what was read)."""
+    saved = saved_posterior(args.input)
+    if saved is not None:
+        if args.max_points is not None or args.upto is not None:
+            raise InputError(f"{args.input}: a saved posterior was fitted already; --max-points/--upto apply only "
+                             "when fitting curves")
+        fc = Forecaster.load(saved)
+        keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
+                and (not args.model or k[1] in args.model) and (not args.method or k[2] in args.method)]
+        if not keys:
+            raise InputError(f"{saved}: no curve matches the --dataset/--model/--method selection")
+        if check_scale:
+            check_scale(fc.scale)
+        say(f"palm-bayes {command}: {len(keys)} curve(s) from the saved posterior {saved} (no new sampling)")
+        return fc, keys, [f"{saved}: saved posterior (fitted earlier; no new sampling)"]
+    check_sampling_flags(args)
+    df = load_input(args)
+    if check_scale:
+        check_scale(df.attrs["scale"])
+    out.check(POSTERIOR_FILE)
+    say(f"palm-bayes {command}: fitting {len(data.curve_keys(df))} curve(s), scores as {df.attrs['scale']}s; "
+        f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
+    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                    likelihood=args.likelihood, progress=None if args.quiet else print_progress).fit(df)
+    fc.save(out)
+    return fc, fc.keys(), list(df.attrs.get("notes", []))
 
 
 def run(args: argparse.Namespace) -> int:

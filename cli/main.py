@@ -8,7 +8,7 @@ import sys
 from palm_bayes import __version__
 from palm_bayes.errors import InputError, OutputError
 
-from . import decide, fit, forecast
+from . import decide, fit, forecast, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forecast.add_parser(sub)
     decide.add_parser(sub)
+    report.add_parser(sub)
     fit.add_parser(sub)
     return parser
 

@@ -392,7 +392,10 @@ def saved_posterior(path: str | Path) -> Path | None:
 
 
 def print_progress(i: int, n: int, key: Key, seconds: float) -> None:
-    """Default progress line on standard error (only when it is a terminal)."""
+    """Default progress bar on standard error (only when it is a terminal; silent in pipes, logs and CI)."""
     if sys.stderr.isatty():
-        print(f"\r[{i}/{n}] {'/'.join(key)} ({seconds:.1f} s)\033[K", end="" if i < n else "\n", file=sys.stderr,
-              flush=True)
+        width = 24
+        done = int(width * i / n)
+        bar = "█" * done + "·" * (width - done)
+        print(f"\r{bar} {i}/{n} curves · {'/'.join(key)} ({seconds:.1f} s)\033[K", end="" if i < n else "\n",
+              file=sys.stderr, flush=True)

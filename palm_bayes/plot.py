@@ -60,7 +60,7 @@ def plot_point_fit(
     return fig
 
 
-def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: int = 24):
+def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: int = 24, keys: list | None = None):
     """Per curve: runs as points, point fit, posterior median, mean-curve band and predictive band.
 
     Parameters
@@ -73,8 +73,10 @@ def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: i
         Level of the bands (for the legend).
     max_curves : int
         At most this many panels (the first curves); the title says when some were left out.
+    keys : list of (dataset, model, method), optional
+        Only these curves (default: all).
     """
-    keys = fc.keys()
+    keys = keys if keys is not None else fc.keys()
     fig, axes, shown = _panels(keys, max_curves)
     pct = f"{level:.0%}"
     for ax, key in zip(axes.flat, shown, strict=False):
@@ -146,10 +148,13 @@ def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    ncol = 2 if axes.shape[1] == 1 else 3  # a single narrow panel has room for two legend columns
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     if len(keys) > len(shown):
         fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in {where})", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08 if len(axes) == 1 else 0.04, 1, 0.97))
+    rows = -(-len(labels) // ncol)
+    inches = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, min(0.45, (0.2 * rows + 0.1) / inches), 1, 0.97))
 
 
 def plot_decision(decision, *, max_groups: int = 12):
@@ -187,5 +192,87 @@ def plot_decision(decision, *, max_groups: int = 12):
         ax.set_visible(False)
     if len(groups) > len(shown):
         fig.suptitle(f"first {len(shown)} of {len(groups)} groups (all are in decision.csv)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(fc, table: pd.DataFrame, dataset: str, model: str, *, level: float = 0.9):
+    """All methods of one (dataset, model) on one chart: posterior median and mean-curve band of each, observed
+    means as points, the last observed budget marked. The methods are those of ``table``."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    keys = [k for k in table[["dataset", "model", "method"]].drop_duplicates().itertuples(index=False, name=None)
+            if k[0] == dataset and k[1] == model]
+    for i, key in enumerate(keys):
+        t = table[(table.dataset == key[0]) & (table.model == key[1]) & (table.method == key[2])].sort_values("budget")
+        color = f"C{i % 10}"
+        ax.fill_between(t.budget, t.lower, t.upper, color=color, alpha=0.18, lw=0)
+        ax.plot(t.budget, t["median"], color=color, lw=1.8, label=key[2])
+        m = fc.observed(key).groupby("budget").score.mean()
+        ax.plot(m.index, m.values, "o", color=color, ms=3)
+    last = max(fc.observed(k).budget.max() for k in keys)
+    ax.axvline(last, color="0.5", lw=0.8, ls=":", label="last observed budget")
+    ax.set_title(f"{dataset} · {model}: posterior median and {level:.0%} band of the mean curve; "
+                 "points = observed means", fontsize=9)
+    ax.set_xlabel("Cumulative budget (labels)")
+    ax.set_ylabel(score_label(fc.scale))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forest(params: pd.DataFrame, dataset: str, model: str, *, names=("A_max", "delta", "alpha", "beta"),
+                level: float = 0.9):
+    """Forest plot: each PALM parameter across the methods of one (dataset, model): posterior median with its
+    interval, and the point fit as a cross. ``params`` is :meth:`Forecaster.params` output."""
+    p = params[(params.dataset == dataset) & (params.model == model)]
+    methods = list(dict.fromkeys(p.method))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.45 * len(methods) + 1.6), sharey=True,
+                             squeeze=False)
+    y = np.arange(len(methods))
+    for ax, name in zip(axes[0], names, strict=True):
+        q = p[p.param == name].set_index("method").reindex(methods)
+        ax.hlines(y, q.lower, q.upper, color="C0", lw=2, label=f"{level:.0%} interval")
+        ax.plot(q["median"], y, "o", color="C0", ms=5, label="posterior median")
+        ax.plot(q["point"], y, "x", color="C3", ms=6, label="point fit")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(name + (" (score scale)" if name == "A_max" else ""))
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, methods)
+    axes[0][0].invert_yaxis()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f"{dataset} · {model}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    return fig
+
+
+def plot_ppc(pit: np.ndarray, coverage: pd.Series, *, level: float = 0.9):
+    """Posterior predictive check: histogram of the PIT values of every observed score (uniform if the
+    predictive distribution fits) and, per curve, the share of observed scores inside the predictive interval.
+
+    Parameters
+    ----------
+    pit : array
+        P(predicted score ≤ observed score) for each observation.
+    coverage : Series
+        Per curve label → share of its observed scores inside the ``level`` predictive interval.
+    """
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, max(3.6, 0.28 * len(coverage) + 1.5)),
+                               gridspec_kw={"width_ratios": [1, 1.3]})
+    a.hist(pit, bins=10, range=(0, 1), density=True, color="C0", alpha=0.7, label="observed scores")
+    a.axhline(1.0, color="C3", ls="--", label="uniform (calibrated)")
+    a.set_xlabel("PIT: P(one new run's predicted score ≤ the observed score)")
+    a.set_ylabel("Density")
+    a.set_title("PIT histogram (U-shape: bands too narrow; hump: too wide)", fontsize=9)
+    a.legend(fontsize=8)
+    y = np.arange(len(coverage))
+    b.barh(y, coverage.values, color="C0", alpha=0.7, label="observed share inside")
+    b.axvline(level, color="C3", ls="--", label=f"nominal {level:.0%}")
+    b.set_yticks(y, coverage.index, fontsize=7)
+    b.invert_yaxis()
+    b.set_xlim(0, 1.02)
+    b.set_xlabel(f"Share of observed scores inside the {level:.0%} predictive band")
+    b.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig

@@ -1,0 +1,87 @@
+"""The uncertainty report: self-contained HTML with every section and figure, Markdown with its PNG files."""
+
+import base64
+import re
+from html.parser import HTMLParser
+
+from conftest import AL_CSV
+
+FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--quiet"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """Collects what a browser would load or link to, section ids and headings."""
+
+    def __init__(self):
+        super().__init__()
+        self.srcs, self.hrefs, self.ids, self.h3, self.tables = [], [], [], [], 0
+        self._in_h3 = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for k in ("src", "srcset", "data"):
+            if k in a:
+                self.srcs.append(a[k])
+        if "href" in a:
+            self.hrefs.append(a["href"])
+        if tag == "section":
+            self.ids.append(a.get("id"))
+        if tag in ("link", "script", "iframe", "object", "embed"):
+            self.srcs.append(f"<{tag}>")
+        self._in_h3 = tag == "h3"
+        self.tables += tag == "table"
+
+    def handle_data(self, data):
+        if self._in_h3:
+            self.h3.append(data)
+            self._in_h3 = False
+
+
+def test_report_is_self_contained_and_complete(cli, tmp_path):
+    methods = ["random", "entropy"]
+    code, _, err = cli("report", AL_CSV, "--method", *methods, "--max-points", "6", "--target", "0.75",
+                       "--out", tmp_path, *FAST)
+    assert code == 0, err
+    text = (tmp_path / "report.html").read_text()
+    page = Page()
+    page.feed(text)
+    assert page.ids == ["data", "curves", "comparison", "diagnostics", "decision"]
+    # every figure is embedded PNG data: nothing is fetched from a file or the network
+    assert page.srcs and all(s.startswith("data:image/png;base64,") for s in page.srcs)
+    for s in page.srcs:
+        assert base64.b64decode(s.split(",", 1)[1]).startswith(PNG)
+    assert all(h.startswith("#") for h in page.hrefs)
+    outside = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)  # no address anywhere else either
+    assert "://" not in outside and "url(" not in outside and "@import" not in outside
+    # per curve: a heading, a fan chart and a parameter table with the PALM parameters and noise terms
+    for m in methods:
+        assert f"Yeast · SVC_RBF · {m}" in page.h3
+        assert f"Yeast · SVC_RBF · {m}: runs, point fit" in text
+    n_fan = text.count(": runs, point fit, posterior median")
+    assert n_fan >= 2 * len(methods)  # alt text and caption of each fan chart
+    for name in ("A_max", "delta", "alpha", "beta", "sigma", "tau"):
+        assert text.count(f"<td>{name}</td>") >= len(methods)
+    assert "Posterior predictive check" in text and "<th>p_reach</th>" in text
+    # figures: fans (2) + comparison + forest + PPC = 5, the same in HTML and Markdown
+    assert len(page.srcs) == 5
+    md = (tmp_path / "report.md").read_text()
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(refs) == 5
+    for r in refs:
+        assert (tmp_path / r).read_bytes().startswith(PNG)
+    for title in ("## Data", "## Per curve", "## Comparison of methods", "## Sampler diagnostics", "## Decision"):
+        assert title in md
+
+
+def test_report_from_a_saved_posterior_without_target(cli, tmp_path):
+    code, _, err = cli("forecast", AL_CSV, "--method", "random", "--max-points", "6", "--out", tmp_path / "fit",
+                       *FAST)
+    assert code == 0, err
+    code, _, err = cli("report", tmp_path / "fit", "--out", tmp_path / "rep", "--quiet")
+    assert code == 0, err
+    page = Page()
+    page.feed((tmp_path / "rep" / "report.html").read_text())
+    assert page.ids == ["data", "curves", "comparison", "diagnostics"]
+    code, _, err = cli("report", tmp_path / "fit", "--target", "75", "--out", tmp_path / "rep", "--quiet")
+    assert code == 2 and "fractions" in err
