@@ -209,7 +209,7 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px;
-text-align:right}th{background:#f3f3f3}img{max-width:100%;height:auto}.warn{color:#8a4b00;background:#fff4e0;
+text-align:left}th{background:#f3f3f3}img{max-width:100%;height:auto}.warn{color:#8a4b00;background:#fff4e0;
 padding:2px 6px}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}"""
 
 

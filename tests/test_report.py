@@ -85,3 +85,16 @@ def test_report_from_a_saved_posterior_without_target(cli, tmp_path):
     assert page.ids == ["data", "curves", "comparison", "diagnostics"]
     code, _, err = cli("report", tmp_path / "fit", "--target", "75", "--out", tmp_path / "rep", "--quiet")
     assert code == 2 and "fractions" in err
+
+
+def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    from palm_bayes.forecast import print_progress
+
+    print_progress(1, 4, ("d", "m", "x"), 0.5)
+    assert capsys.readouterr().err == ""  # not a terminal (pytest captures): silent
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    print_progress(2, 4, ("d", "m", "x"), 0.5)
+    err = capsys.readouterr().err
+    assert "2/4 curves" in err and "█" * 12 + "·" * 12 in err
