@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # files only; no display needed (and none on servers or CI)
+if "ipykernel" not in sys.modules:  # in Jupyter, keep its inline backend so figures show in the notebook
+    matplotlib.use("Agg")  # files only; no display needed (and none on servers or CI)
 
 import matplotlib.pyplot as plt
 import numpy as np
