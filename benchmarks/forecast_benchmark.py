@@ -42,6 +42,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--geometry", default="shape", help="sampler coordinates: levels or shape")
+    ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--loo", action="store_true", help="also PSIS-LOO of the pilot points per curve (ArviZ)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     return ap.parse_args(argv)
@@ -79,7 +80,7 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
         targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
     settings = dict(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
                     target_accept=a.target_accept, noise_trend=not a.no_noise_trend, low_rank=not a.no_low_rank,
-                    misfit=a.misfit, loo=a.loo, geometry=a.geometry)
+                    misfit=a.misfit, loo=a.loo, geometry=a.geometry, ar1=a.ar1)
     settings.update(variant or {})
     t0 = time.perf_counter()
     fc = Forecaster(**settings).fit(pilot)

@@ -473,6 +473,10 @@ def pilot(df: pd.DataFrame, *, max_points: int | None = None, upto: float | None
         parts.append(g[g["budget"].isin(keep)])
     out = pd.concat(parts).reset_index(drop=True)
     out.attrs.update(df.attrs)
+    rule = (f"its first {max_points} budgets (--max-points)" if max_points is not None
+            else f"budgets <= {upto:g} (--upto)")
+    out.attrs["notes"] = [*df.attrs.get("notes", []), f"each curve fitted on {rule}: {len(df) - len(out)} later "
+                          "observation(s) left out of the fit"]
     return out
 
 

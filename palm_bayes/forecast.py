@@ -68,6 +68,8 @@ class Forecaster:
     misfit : bool
         Add a per-budget deviation of the mean over runs from the PALM form (shared by all runs); it widens the
         mean-curve band by the misfit the pilot shows.
+    ar1 : bool
+        Let each run's deviation from its curve carry over between consecutive budgets (AR(1), coefficient ρ).
     geometry : {"levels", "shape"}
         Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`).
     loo : bool
@@ -91,11 +93,11 @@ class Forecaster:
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "shape",
-                 backend: str | None = None, progress: Callable | None = None):
+                 ar1: bool = False, backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
                                         noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo,
-                                        geometry=geometry)
+                                        geometry=geometry, ar1=ar1)
         self.backend = backend
         self.progress = progress
         self.posteriors: dict[Key, CurvePosterior] = {}
@@ -242,7 +244,7 @@ class Forecaster:
         for key in self.keys():
             fit = self.point_fits.get(key)
             post = self.posteriors.get(key)
-            names = [*PARAMS, *(n for n in ("gamma", "omega", "nu") if post is not None and n in post.draws)]
+            names = [*PARAMS, *(n for n in ("gamma", "omega", "nu", "rho") if post is not None and n in post.draws)]
             for name in names:
                 r = dict(zip(CURVE_KEYS, key, strict=True), param=name)
                 factor = scale_max(self.scale) if name in ("A_max", "sigma", "tau") else 1.0

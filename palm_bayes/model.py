@@ -21,6 +21,10 @@ Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
               starts high tends to stay high; each run gets an additive offset τ·z_r (non-centred).
 ``sigma``     observation noise at the first budget, HalfNormal(0.05); with ``likelihood="student"`` a Student-t
               with ν − 2 ~ Gamma(2, 0.1) for outlying episodes (ν > 2: the noise keeps a finite variance).
+``rho``       (``ar1=True``) carry-over of a run's deviation from one budget to its next, ρ ~ Beta(2, 2): in AL
+              the labelled set grows a little per episode, so a run that is above its curve now tends to stay
+              above it next episode; beyond the constant run offset. Each score is modelled given the run's
+              previous one, so every observation keeps its own likelihood term (for LOO).
 ``gamma``     noise trend (``noise_trend=True``, the default): sd(x) = σ · (x / x₁)^(−γ), γ ~ N(0.3, 0.5). Test
               accuracy measured after training on few labels scatters far more than after many, so one constant σ
               learned on a pilot makes later predictive bands too wide (on LCDB) or mixes misfit into noise.
@@ -80,6 +84,7 @@ class SamplerSettings:
     misfit: bool = False
     loo: bool = False
     geometry: str = "shape"
+    ar1: bool = False
 
 
 @dataclass
@@ -97,6 +102,8 @@ class CurveData:
     x_first: float
     logit_ref: float
     x_last: float = 0.0
+    #: per observation, the index of the same run's observation at its previous budget (itself for a run's first)
+    prev_index: np.ndarray | None = None
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, scale: str, b: float | None = None) -> CurveData:
@@ -108,9 +115,14 @@ class CurveData:
         budgets, budget_index = np.unique(x, return_inverse=True)
         best = float(rows.groupby("budget")["score"].mean().max()) / scale_max(scale)
         best = min(max(best, 0.02), 0.98)
+        order = np.lexsort((x, run_index))  # by run, then budget
+        prev = np.arange(len(x))
+        same_run = run_index[order][1:] == run_index[order][:-1]
+        prev[order[1:][same_run]] = order[:-1][same_run]
         return cls(x=x, y=y, run_index=run_index.astype("int64"), n_runs=len(runs),
                    budget_index=budget_index.astype("int64"), n_budgets=len(budgets), b=b, scale=scale,
-                   x_first=float(x.min()), logit_ref=float(np.log(best / (1 - best))), x_last=float(x.max()))
+                   x_first=float(x.min()), logit_ref=float(np.log(best / (1 - best))), x_last=float(x.max()),
+                   prev_index=prev.astype("int64"))
 
 
 @dataclass
@@ -146,7 +158,7 @@ def _pad_runs(n: int) -> int:
 
 
 def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
-                n_budget_slots: int = 0, geometry: str = "shape"):
+                n_budget_slots: int = 0, geometry: str = "shape", ar1: bool = False):
     """The PyMC model with placeholder data (see the module docstring for the priors)."""
     import pymc as pm
     import pytensor.tensor as pt
@@ -190,6 +202,17 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
             omega = pm.HalfNormal("omega", 0.02)
             w = pm.Normal("w_budget", 0.0, 1.0, shape=n_budget_slots)
             mu = mu + omega * w[budget]
+        sd = sd * pt.ones_like(x)
+        if ar1:
+            # a run's deviation from its curve carries over from one budget to the next (the labelled set grows by
+            # a little each episode): AR(1) across each run's budgets, written as each score given the run's
+            # previous one, so every observation keeps its own likelihood term
+            prev = pm.Data("prev_index", np.arange(5, dtype="int64"))
+            has_prev = pt.neq(prev, pt.arange(x.shape[0]))
+            rho = pm.Beta("rho", 2.0, 2.0)
+            carry = pt.switch(has_prev, rho, 0.0)
+            mu = mu + carry * (sd / sd[prev]) * (y[prev] - mu[prev])
+            sd = sd * pt.sqrt(1 - carry**2)
         if likelihood == "student":
             # nu > 2 keeps the noise variance finite; with nu < 1 (which LCDB pilots' outliers pull towards) a
             # predictive band of one new run became thousands of points wide
@@ -270,11 +293,11 @@ class PalmSampler:
         """The model for these run/budget slots (built once per process), and its nutpie compilation."""
         geometry = geometry or self.settings.geometry
         backend = self.backend if backend == "sampler" else backend
-        key = (slots, self.settings.likelihood, self.settings.noise_trend, geometry, backend)
+        key = (slots, self.settings.likelihood, self.settings.noise_trend, geometry, self.settings.ar1, backend)
         if key not in _COMPILED:
             budget_slots = slots[1] if self.settings.misfit else 0
             model = build_model(slots[0], self.settings.likelihood, self.settings.noise_trend, budget_slots,
-                                geometry)
+                                geometry, self.settings.ar1)
             compiled = None
             if backend == "nutpie":
                 import nutpie
@@ -294,12 +317,15 @@ class PalmSampler:
                   "x_last": np.asarray(data.x_last), "logit_ref": np.asarray(data.logit_ref)}
         if s.misfit:
             values["budget_index"] = data.budget_index
+        if s.ar1:
+            values["prev_index"] = data.prev_index
         seed = curve_seed(s.seed, key)
         t0 = time.perf_counter()
         names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"]
         names += ["nu"] if s.likelihood == "student" else []
         names += ["gamma"] if s.noise_trend else []
         names += ["omega"] if s.misfit else []
+        names += ["rho"] if s.ar1 else []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.backend == "nutpie":
@@ -357,6 +383,8 @@ class PalmSampler:
                   "logit_ref": np.asarray(data.logit_ref)}
         if s.misfit:
             values["budget_index"] = np.arange(len(x), dtype="int64")
+        if s.ar1:
+            values["prev_index"] = np.arange(len(x), dtype="int64")  # one new run: marginal noise at each budget
         names = ["A_max", "alpha", "beta", "log_lambda", "obs"]
         pymc_log = logging.getLogger("pymc")
         level, pymc_log.level = pymc_log.level, logging.WARNING  # no "Sampling: [...]" line per curve

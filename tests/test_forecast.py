@@ -127,13 +127,14 @@ def test_pymc_sampler_fallback_gives_a_posterior():
 
 
 def test_robust_likelihood_and_misfit_variants_sample():
-    """The Student-t likelihood and the per-budget misfit term are options that sample and report their terms."""
+    """The Student-t likelihood, the per-budget misfit term and AR(1) run deviations are options that sample
+    (together) and report their terms."""
     df, _ = simulate(1, seed=8)
     plain = Forecaster(seed=4, **FAST).fit(df)
-    variant = Forecaster(seed=4, likelihood="student", misfit=True, **FAST).fit(df)
+    variant = Forecaster(seed=4, likelihood="student", misfit=True, ar1=True, **FAST).fit(df)
     assert not variant.failures
     names = set(variant.params().param)
-    assert {"nu", "omega", "gamma"} <= names
+    assert {"nu", "omega", "gamma", "rho"} <= names
     far = [400.0]
     assert plain.predict(budgets=far).eval("upper - lower").iloc[0] > 0
     assert variant.predict(budgets=far).eval("upper - lower").iloc[0] > 0
@@ -173,3 +174,19 @@ def test_levels_geometry_samples_the_same_posterior_as_the_shape_geometry():
         se = np.sqrt(a.var() / ess[0] + b.var() / ess[1])
         assert abs(a.mean() - b.mean()) < 4 * se, (name, a.mean(), b.mean(), se)
         assert abs(a.std() / b.std() - 1) < 0.25, (name, a.std(), b.std())
+
+
+def test_previous_budget_index_links_each_run_in_budget_order():
+    from palm_bayes.model import CurveData
+
+    rows = pd.DataFrame({"run": ["b", "a", "a", "b", "a", "b"], "budget": [20, 40, 20, 10, 10, 40],
+                         "score": [0.5, 0.6, 0.55, 0.4, 0.45, 0.7]})
+    cd = CurveData.from_rows(rows, "fraction", b=10)
+    prev = rows.iloc[cd.prev_index].reset_index(drop=True)
+    assert (prev.run == rows.run).all()  # never links two runs
+    first = rows.budget == rows.groupby("run").budget.transform("min")
+    assert (cd.prev_index[first.to_numpy()] == np.flatnonzero(first)).all()  # a run's first budget: itself
+    later = ~first.to_numpy()
+    expected = {(r.run, r.budget): rows[(rows.run == r.run) & (rows.budget < r.budget)].budget.max()
+                for r in rows[later].itertuples()}
+    assert all(prev.budget[i] == expected[(rows.run[i], rows.budget[i])] for i in np.flatnonzero(later))
