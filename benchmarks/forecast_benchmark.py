@@ -41,7 +41,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
-    ap.add_argument("--geometry", default="shape", help="sampler coordinates: levels or shape")
+    ap.add_argument("--geometry", default="auto", help="sampler coordinates: shape, levels or auto")
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--loo", action="store_true", help="also PSIS-LOO of the pilot points per curve (ArviZ)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))

@@ -10,7 +10,7 @@ import numpy as np
 from palm_bayes import data
 from palm_bayes.errors import InputError
 from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
-from palm_bayes.model import LIKELIHOODS
+from palm_bayes.model import GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.plot import plot_forecasts, plot_prior_predictive
 
@@ -34,6 +34,9 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     g.add_argument("--likelihood", choices=LIKELIHOODS, default="normal",
                    help="observation noise: normal (default) or student (robust to outlying episodes)")
+    g.add_argument("--geometry", choices=GEOMETRIES, default="auto",
+                   help="sampler coordinates (same posterior): auto (default: re-sample a curve that misses a "
+                   "health threshold in the other coordinates, keep the healthier run), shape or levels")
     g.add_argument("--budget-size", type=float, default=100.0,
                    help="labels per episode for PALM run folders without x values (default 100)")
     g.add_argument("--quiet", action="store_true", help="no progress or summary output")
@@ -100,7 +103,8 @@ def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, che
     say(f"palm-bayes {command}: fitting {len(data.curve_keys(df))} curve(s), scores as {df.attrs['scale']}s; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                    likelihood=args.likelihood, progress=None if args.quiet else print_progress).fit(df)
+                    likelihood=args.likelihood, geometry=args.geometry,
+                    progress=None if args.quiet else print_progress).fit(df)
     fc.save(out)
     return fc, fc.keys(), list(df.attrs.get("notes", []))
 
@@ -117,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                    likelihood=args.likelihood, progress=None if args.quiet else print_progress)
+                    likelihood=args.likelihood, geometry=args.geometry,
+                    progress=None if args.quiet else print_progress)
     fc.fit(df)
     table = fc.predict(budgets=args.at, level=args.level, horizon=args.horizon)
     out.write_csv("forecast.csv", table)

@@ -70,8 +70,9 @@ class Forecaster:
         mean-curve band by the misfit the pilot shows.
     ar1 : bool
         Let each run's deviation from its curve carry over between consecutive budgets (AR(1), coefficient ρ).
-    geometry : {"levels", "shape"}
-        Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`).
+    geometry : {"auto", "shape", "levels"}
+        Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`). ``"auto"`` re-samples
+        a curve that misses a health threshold in the other coordinates and keeps the healthier run.
     loo : bool
         Also estimate each curve's PSIS-LOO expected log predictive density of the fitted points (ArviZ), to
         compare model variants (see :meth:`loo`).
@@ -92,7 +93,7 @@ class Forecaster:
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
-                 low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "shape",
+                 low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
@@ -272,10 +273,11 @@ class Forecaster:
                 d = post.diagnostics
                 r.update(status="warning" if post.warnings else "ok", max_r_hat=d.r_hat.max(),
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
-                         divergences=post.divergences, seconds=post.seconds, message="; ".join(post.warnings))
+                         divergences=post.divergences, seconds=post.seconds, geometry=post.geometry,
+                         message="; ".join(post.warnings))
             rows.append(r)
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
-                "message"]
+                "geometry", "message"]
         return pd.DataFrame(rows, columns=cols)
 
     def loo(self) -> pd.DataFrame:
@@ -326,7 +328,9 @@ class Forecaster:
                                        for k in all_keys]),
              "seconds": ("all_curve", [self.posteriors[k].seconds if k in self.posteriors else np.nan
                                        for k in all_keys]),
-             "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys])},
+             "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys]),
+             "geometry": ("all_curve", [self.posteriors[k].geometry if k in self.posteriors else ""
+                                        for k in all_keys])},
             coords={"all_curve": ["/".join(k) for k in all_keys]},
         )
         meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
@@ -380,7 +384,9 @@ class Forecaster:
                                                 diagnostics=diag, divergences=ndiv,
                                                 seconds=float(const["seconds"].values[i]),
                                                 likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv),
-                                                x_first=float(const["x_first"].values[i]))
+                                                x_first=float(const["x_first"].values[i]),
+                                                geometry=str(const["geometry"].values[i]) if "geometry" in const
+                                                else "shape")
         return fc
 
 

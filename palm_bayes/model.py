@@ -32,12 +32,13 @@ Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
 Sampling geometry. The prior above is stated on (z_A, log_base, log_beta, eta1); ``geometry="shape"`` samples in
 exactly those coordinates. There A_max, β and η₁ sit on a curved ridge (a higher ceiling needs a lower share
 reached and another β to fit the same points), and A_max mixed slowly (R-hat > 1.01 on about half the dev curves).
-The option ``geometry="levels"`` samples the same posterior in coordinates the data pin down — the curve's level
-at the last observed budget, the first level relative to it, and the share of the remaining headroom A_max adds —
-with the log-Jacobian of the change of variables added to the prior (see :func:`_levels_geometry`). It mixes A_max
-far better on curves still rising at the end of the pilot, but on plateaued ones (common on LCDB) the headroom
-coordinate has an extremely heavy tail (it maps to log β through a double logarithm), so it is not the default;
-docs/benchmarks.md has the comparison.
+``geometry="levels"`` samples the same posterior in coordinates the data pin down — the curve's level at the last
+observed budget, the first level relative to it, and the share of the remaining headroom A_max adds — with the
+log-Jacobian of the change of variables added to the prior (see :func:`_levels_geometry`). It mixes A_max far
+better on curves still rising at the end of the pilot, but on plateaued ones (common on LCDB) the headroom
+coordinate has an extremely heavy tail (it maps to log β through a double logarithm) and chains can get stuck.
+The default ``geometry="auto"`` samples in "shape" first and, when that run misses a health threshold, again in
+"levels", keeping the healthier run (:meth:`PalmSampler.sample`); docs/benchmarks.md has the comparison.
 
 The model is compiled once per process (per padded run count) and re-used for every curve by swapping its data.
 """
@@ -59,7 +60,7 @@ from .curve import delta_from_log_lambda, palm_curve_cloglog
 from .data import episode_size, scale_max
 
 A_SD, ETA_SD, BETA_SD = 1.0, 1.5, 0.75
-GEOMETRIES = ("levels", "shape")
+GEOMETRIES = ("shape", "levels", "auto")
 LIKELIHOODS = ("normal", "student")
 #: Posterior quantities kept per draw (fraction scale for A_max/sigma/tau).
 PARAMS = ("A_max", "delta", "alpha", "beta", "sigma", "tau")
@@ -83,7 +84,7 @@ class SamplerSettings:
     low_rank: bool = True
     misfit: bool = False
     loo: bool = False
-    geometry: str = "shape"
+    geometry: str = "auto"
     ar1: bool = False
 
 
@@ -139,6 +140,7 @@ class CurvePosterior:
     warnings: list[str] = field(default_factory=list)
     x_first: float = 1.0
     loo: dict | None = None
+    geometry: str = "shape"
 
     def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
         """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
@@ -309,10 +311,26 @@ class PalmSampler:
         return _COMPILED[key]
 
     def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
-        """Sample the posterior of one curve."""
+        """Sample the posterior of one curve.
+
+        With ``geometry="auto"`` the curve is sampled in the "shape" coordinates first and, if that run misses a
+        health threshold, again in the "levels" coordinates (same posterior, another sampler path); the healthier
+        of the two is kept (fewest missed thresholds, then the smaller worst R-hat) and both times are counted.
+        """
+        if self.settings.geometry != "auto":
+            return self._sample(data, key, self.settings.geometry)
+        first = self._sample(data, key, "shape")
+        if not first.warnings:
+            return first
+        second = self._sample(data, key, "levels")
+        best = min((first, second), key=_health_rank)
+        best.seconds = first.seconds + second.seconds
+        return best
+
+    def _sample(self, data: CurveData, key: tuple, geometry: str) -> CurvePosterior:
         s = self.settings
         slots = (_pad_runs(data.n_runs), _pad_runs(data.n_budgets) if s.misfit else 0)
-        model, compiled = self._get(slots)
+        model, compiled = self._get(slots, geometry)
         values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
                   "x_last": np.asarray(data.x_last), "logit_ref": np.asarray(data.logit_ref)}
         if s.misfit:
@@ -332,7 +350,7 @@ class PalmSampler:
                 import nutpie
 
                 extra = _compat.nutpie_low_rank_kwargs() if s.low_rank else {}
-                used = {k: v for k, v in values.items() if k != "x_last" or s.geometry == "levels"}
+                used = {k: v for k, v in values.items() if k != "x_last" or geometry == "levels"}
                 result = nutpie.sample(compiled.with_data(**used), draws=s.draws, tune=s.tune, chains=s.chains,
                                        seed=seed % (2**32), progress_bar=False, target_accept=s.target_accept,
                                        **extra)
@@ -350,7 +368,7 @@ class PalmSampler:
         diag = diagnostics_table(raw)
         ndiv = _compat.divergences(result)
         post = CurvePosterior(draws=raw, b=data.b, scale=data.scale, diagnostics=diag, divergences=ndiv,
-                              seconds=seconds, likelihood=s.likelihood, x_first=data.x_first)
+                              seconds=seconds, likelihood=s.likelihood, x_first=data.x_first, geometry=geometry)
         post.warnings = health_warnings(diag, ndiv)
         if s.loo:
             post.loo = self._loo(model, values, result)
@@ -397,6 +415,13 @@ class PalmSampler:
                  for n in names}
         mean = palm_curve_cloglog(x[None, :], group["A_max"], group["log_lambda"], group["alpha"], group["beta"])
         return {"mean": mean, "run": group["obs"]}
+
+
+def _health_rank(post: CurvePosterior) -> tuple:
+    """Sort key: fewer missed thresholds first (divergences, R-hat, ESS), then the smaller worst R-hat."""
+    d = post.diagnostics
+    missed = int(post.divergences > 0) + int((d.r_hat > RHAT_MAX).any()) + int((d.ess_bulk < ESS_MIN).any())
+    return missed, float(d.r_hat.max())
 
 
 def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from palm_bayes.decision import (
 )
 from palm_bayes.forecast import Forecaster
 
-FAST = dict(draws=300, tune=400, chains=2)
+FAST = dict(draws=300, tune=400, chains=2, geometry="shape")
 
 
 # ---------------------------------------------------------------------------------------------- ALDA's formulas
@@ -160,7 +160,7 @@ def test_reach_probability_agrees_with_the_true_curves():
 
 # ---------------------------------------------------------------------------------------------- command line
 
-CLI_FAST = ["--draws", "200", "--tune", "300", "--chains", "2"]
+CLI_FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape"]
 
 
 def test_decide_command_outputs_and_reuse_of_a_saved_posterior(cli, tmp_path):

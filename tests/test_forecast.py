@@ -9,7 +9,7 @@ from palm_bayes import data
 from palm_bayes.curve import budget_curve
 from palm_bayes.forecast import FORECAST_COLUMNS, Forecaster
 
-FAST = dict(draws=300, tune=400, chains=2)
+FAST = dict(draws=300, tune=400, chains=2, geometry="shape")  # "auto" (the default) is tested on its own
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,9 @@ def test_diagnostics_are_reported(recovery):
 
 def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
     rows = data.select(data.load_curves(AL_CSV), method="random")
-    a = Forecaster(seed=5, **FAST).fit(rows)
-    b = Forecaster(seed=5, **FAST).fit(rows)
+    auto = {**FAST, "geometry": "auto"}  # the default path, retry included, is reproducible too
+    a = Forecaster(seed=5, **auto).fit(rows)
+    b = Forecaster(seed=5, **auto).fit(rows)
     pa, pb = a.predict(level=0.9), b.predict(level=0.9)
     pd.testing.assert_frame_equal(pa, pb)
     a.save(tmp_path)
@@ -88,8 +89,10 @@ def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
 
     saved = az.from_netcdf(tmp_path / "posterior.nc")  # ArviZ reads it (InferenceData or DataTree)
     assert saved["posterior"]["A_max"].dims == ("curve", "chain", "draw")
-    again = Forecaster.load(tmp_path).predict(level=0.9)
-    pd.testing.assert_frame_equal(pa, again)
+    again = Forecaster.load(tmp_path)
+    pd.testing.assert_frame_equal(pa, again.predict(level=0.9))
+    assert set(a.diagnostics().geometry) <= {"shape", "levels"}
+    assert again.diagnostics().geometry.tolist() == a.diagnostics().geometry.tolist()
     c = Forecaster(seed=6, **FAST).fit(rows).predict(level=0.9)
     assert not np.allclose(c["mean"], pa["mean"])
 
@@ -118,7 +121,7 @@ def test_a_failed_curve_is_reported_and_others_finish(monkeypatch):
 def test_pymc_sampler_fallback_gives_a_posterior():
     """Without nutpie the model samples with PyMC's own NUTS (same model, same outputs)."""
     df, _ = simulate(1, seed=4)
-    fc = Forecaster(seed=2, draws=150, tune=200, chains=2, backend="pymc").fit(df)
+    fc = Forecaster(seed=2, draws=150, tune=200, chains=2, backend="pymc", geometry="shape").fit(df)
     assert not fc.failures
     post = fc.posteriors[("sim", "m", "c00")]
     assert post.draws["A_max"].shape == (2, 150)
@@ -190,3 +193,27 @@ def test_previous_budget_index_links_each_run_in_budget_order():
     expected = {(r.run, r.budget): rows[(rows.run == r.run) & (rows.budget < r.budget)].budget.max()
                 for r in rows[later].itertuples()}
     assert all(prev.budget[i] == expected[(rows.run[i], rows.budget[i])] for i in np.flatnonzero(later))
+
+
+def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkeypatch):
+    from palm_bayes import model
+
+    def fake(rhat, ndiv, seconds, geometry):
+        diag = pd.DataFrame({"param": ["A_max"], "r_hat": [rhat], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
+        return model.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=ndiv,
+                                    seconds=seconds, warnings=model.health_warnings(diag, ndiv), geometry=geometry)
+
+    calls = []
+
+    def sample(self, data, key, geometry):
+        calls.append(geometry)
+        return {"shape": fake(1.05, 3, 2.0, "shape"), "levels": fake(1.002, 0, 5.0, "levels")}[geometry]
+
+    monkeypatch.setattr(model.PalmSampler, "_sample", sample)
+    sampler = model.PalmSampler(model.SamplerSettings(geometry="auto"), backend="pymc")
+    post = sampler.sample(None, ("d", "m", "x"))
+    assert calls == ["shape", "levels"] and post.geometry == "levels" and post.seconds == 7.0
+    # a healthy first run is kept without a retry
+    calls.clear()
+    monkeypatch.setattr(model.PalmSampler, "_sample", lambda self, d, k, g: calls.append(g) or fake(1.0, 0, 1.0, g))
+    assert sampler.sample(None, ()).geometry == "shape" and calls == ["shape"]
