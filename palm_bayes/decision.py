@@ -238,8 +238,7 @@ def economics(mu: np.ndarray, grid: np.ndarray, cost_per_label: float, value_per
     """Net value of labelling from ``grid[0]`` (now) up to each budget of ``grid``.
 
     ``net(B) = value_per_point · (A(B) − A(now)) / point − cost_per_label · (B − now)`` per draw. Returns the budget
-    maximising the expected net value, an interval of the per-draw best budget, the expected net value there, and
-    the expected net value of the next grid step (the next batch).
+    maximising the expected net value, an interval of the per-draw best budget, and the expected net value there.
     """
     gain_points = (mu - mu[:, :1]) / point
     net = value_per_point * gain_points - cost_per_label * (grid - grid[0])[None, :]
@@ -247,7 +246,7 @@ def economics(mu: np.ndarray, grid: np.ndarray, cost_per_label: float, value_per
     best = int(np.argmax(expected))
     _, lo, hi = quantiles(grid[np.argmax(net, axis=1)], level)
     return {"best_budget": float(grid[best]), "best_budget_lower": lo, "best_budget_upper": hi,
-            "net_value_best": float(expected[best]), "net_value_next": float(expected[1]) if len(grid) > 1 else 0.0}
+            "net_value_best": float(expected[best])}
 
 
 def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: float) -> tuple[dict, np.ndarray,
@@ -280,6 +279,8 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
     grid = budget_grid(min(now, max_budget), max(max_budget, now), d.b)
     if s.economics:
         row.update(economics(d.mean_curve(grid), grid, s.cost_per_label, s.value_per_point, point, s.level))
+        # the next batch is the --next labels (k), whatever the grid's spacing
+        row["net_value_next"] = float(s.value_per_point * gain.mean() / point - s.cost_per_label * k)
     else:
         row.update(dict.fromkeys(("best_budget", "best_budget_lower", "best_budget_upper", "net_value_best",
                                   "net_value_next"), np.nan))
@@ -458,7 +459,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
                              strict=True))
         g["p_cheapest"] = g.method.map(share).astype(float)
         g = bayes_select(g)
-        groups.append(_group_summary(dataset, model, g, scale))
+        groups.append(_group_summary(dataset, model, g))
         frames.append(g)
     table = pd.concat(frames, ignore_index=True)
     table = table[DECISION_COLUMNS + DETAIL_COLUMNS]
@@ -466,7 +467,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     return Decision(table=table, reach=reach, groups=groups, settings=s, scale=scale, lines=lines)
 
 
-def _group_summary(dataset: str, model: str, g: pd.DataFrame, scale: str) -> dict:
+def _group_summary(dataset: str, model: str, g: pd.DataFrame) -> dict:
     """Both picks of one group, and in words why they differ when they do."""
     pick = g.loc[g.pick, "method"].tolist()
     alda = g.loc[g.alda_pick, "method"].tolist()
