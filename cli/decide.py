@@ -9,7 +9,7 @@ from palm_bayes.decision import DecisionSettings, check_settings, decide
 from palm_bayes.outputs import OutputDir
 from palm_bayes.plot import plot_decision
 
-from .forecast import add_fitting_flags, fit_or_load
+from .forecast import add_fitting_flags, fit_or_load, speaker
 
 OUTPUTS = ("decision.csv", "decision.json", "decision.png")
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                                 level=args.level[0])
     out = OutputDir(args.out)
     out.check(*OUTPUTS)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    say = speaker(args.quiet)
     fc, keys, _ = fit_or_load(args, out, say, "decide", lambda scale: check_settings(settings, scale))
     result = decide(fc, settings, keys)
     out.write_csv("decision.csv", result.table)

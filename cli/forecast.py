@@ -76,6 +76,11 @@ def load_input(args: argparse.Namespace):
     return data.pilot(df, max_points=args.max_points, upto=args.upto)
 
 
+def speaker(quiet: bool):
+    """``say(...)``: a status line on standard error, or nothing with ``--quiet``."""
+    return (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+
+
 def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, check_scale=None):
     """The forecaster a command works on: loaded from a saved posterior (``posterior.nc`` or the folder holding
     it, no sampling), or fitted on the input now and saved into ``out``. ``check_scale(scale)`` vets the
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     df = load_input(args)
     out = OutputDir(args.out)
     out.check(*OUTPUTS, *([PRIOR_FIGURE] if args.prior_check else []))
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    say = speaker(args.quiet)
     n = len(data.curve_keys(df))
     say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
@@ -135,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         prior = {}
         for key in fc.keys():
             seen = fc.observed(key)["budget"]
-            budgets = np.linspace(seen.min(), max(seen.max(), *(args.at or [])) if args.at else
-                                  fc.default_budgets(key, args.horizon).max(), 60)
+            top = max(seen.max(), *args.at) if args.at else fc.default_budgets(key, args.horizon).max()
+            budgets = np.linspace(seen.min(), top, 60)
             prior[key] = (budgets, fc.prior_draws(key, budgets))
         out.write_figure(PRIOR_FIGURE, plot_prior_predictive(fc, prior, level=args.level[0]))
     for r in diag.itertuples():

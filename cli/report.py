@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from palm_bayes.decision import DecisionSettings, check_settings, decide
 from palm_bayes.outputs import OutputDir
 from palm_bayes.report import build_report, render_html, render_markdown
 
-from .forecast import add_fitting_flags, fit_or_load
+from .forecast import add_fitting_flags, fit_or_load, speaker
 
 
 def add_parser(sub) -> None:
@@ -30,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DecisionSettings(target=args.target, level=level) if args.target is not None else None
     out = OutputDir(args.out)
     out.check("report.html", "report.md")
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    say = speaker(args.quiet)
     fc, keys, notes = fit_or_load(args, out, say, "report",
                                   (lambda scale: check_settings(settings, scale)) if settings else None)
     table = fc.predict(level=level, horizon=args.horizon)

@@ -94,6 +94,14 @@ class DecisionSettings:
     def economics(self) -> bool:
         return self.cost_per_label is not None and self.value_per_point is not None
 
+    def window_half_width(self, scale: str) -> float:
+        """Δτ on the data's scale (default 5 accuracy points)."""
+        return self.delta_target if self.delta_target is not None else 5 * point_size(scale)
+
+    def gain_threshold(self, scale: str) -> float:
+        """ε on the data's scale (default 0.5 accuracy points)."""
+        return self.min_gain if self.min_gain is not None else 0.5 * point_size(scale)
+
 
 def point_size(scale: str) -> float:
     """One accuracy point (percentage point) on a score scale: 0.01 for fractions, 1 for percent."""
@@ -253,8 +261,7 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
                                                                                                  np.ndarray]:
     """Bayesian decision quantities of one curve. Returns (row, B_abs draws, budgets of the reach grid)."""
     point = point_size(scale)
-    dt = s.delta_target if s.delta_target is not None else 5 * point
-    eps = s.min_gain if s.min_gain is not None else 0.5 * point
+    dt, eps = s.window_half_width(scale), s.gain_threshold(scale)
     k = s.next_labels if s.next_labels is not None else d.b
     b_abs = d.budget_to_reach(s.target)
     p_reach = float(np.mean(b_abs <= max_budget))
@@ -410,7 +417,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     check_settings(settings, fc.scale)
     s, scale = settings, fc.scale
     point = point_size(scale)
-    dt = s.delta_target if s.delta_target is not None else 5 * point
+    dt = s.window_half_width(scale)
     keys = [k for k in fc.keys() if keys is None or k in keys]
     rows, b_abs_draws, reach = [], {}, {}
     for key in keys:

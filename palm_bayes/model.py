@@ -50,7 +50,7 @@ import logging
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -66,8 +66,6 @@ LIKELIHOODS = ("normal", "student")
 PARAMS = ("A_max", "delta", "alpha", "beta", "sigma", "tau")
 #: Convergence thresholds that trigger a warning.
 RHAT_MAX, ESS_MIN = 1.01, 400
-
-log = logging.getLogger("palm_bayes")
 
 
 @dataclass(frozen=True)
@@ -331,12 +329,7 @@ class PalmSampler:
         s = self.settings
         slots = (_pad_runs(data.n_runs), _pad_runs(data.n_budgets) if s.misfit else 0)
         model, compiled = self._get(slots, geometry)
-        values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
-                  "x_last": np.asarray(data.x_last), "logit_ref": np.asarray(data.logit_ref)}
-        if s.misfit:
-            values["budget_index"] = data.budget_index
-        if s.ar1:
-            values["prev_index"] = data.prev_index
+        values = self._values(data)
         seed = curve_seed(s.seed, key)
         t0 = time.perf_counter()
         names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"]
@@ -374,6 +367,16 @@ class PalmSampler:
             post.loo = self._loo(model, values, result)
         return post
 
+    def _values(self, data: CurveData) -> dict:
+        """The model's data for one curve (``pm.Data`` names → arrays), with the optional terms' indices."""
+        values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
+                  "x_last": np.asarray(data.x_last), "logit_ref": np.asarray(data.logit_ref)}
+        if self.settings.misfit:
+            values["budget_index"] = data.budget_index
+        if self.settings.ar1:
+            values["prev_index"] = data.prev_index
+        return values
+
     @staticmethod
     def _loo(model, values: dict, result) -> dict:
         """PSIS-LOO of the fitted observations (ArviZ), for comparing model variants."""
@@ -396,21 +399,20 @@ class PalmSampler:
         slots = (_pad_runs(data.n_runs), _pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
         model, _ = self._get(slots, geometry="shape", backend=None)
         x = np.asarray(x, dtype=float)
-        values = {"x": x, "y": np.zeros_like(x), "run_index": np.zeros(len(x), dtype="int64"),
-                  "x_first": np.asarray(data.x_first), "x_last": np.asarray(data.x_last),
-                  "logit_ref": np.asarray(data.logit_ref)}
-        if s.misfit:
-            values["budget_index"] = np.arange(len(x), dtype="int64")
-        if s.ar1:
-            values["prev_index"] = np.arange(len(x), dtype="int64")  # one new run: marginal noise at each budget
+        each = np.arange(len(x), dtype="int64")
+        # one new run at every x: its own budget slot, and no previous score (marginal noise at each budget)
+        values = self._values(replace(data, x=x, y=np.zeros_like(x), run_index=np.zeros_like(each),
+                                      budget_index=each, prev_index=each))
         names = ["A_max", "alpha", "beta", "log_lambda", "obs"]
         pymc_log = logging.getLogger("pymc")
         level, pymc_log.level = pymc_log.level, logging.WARNING  # no "Sampling: [...]" line per curve
-        with model, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm.set_data(values)
-            prior = pm.sample_prior_predictive(draws, var_names=names, random_seed=seed)
-        pymc_log.setLevel(level)
+        try:
+            with model, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pm.set_data(values)
+                prior = pm.sample_prior_predictive(draws, var_names=names, random_seed=seed)
+        finally:
+            pymc_log.setLevel(level)
         group = {n: np.asarray(prior["prior_predictive" if n == "obs" else "prior"][n].values).reshape(draws, -1)
                  for n in names}
         mean = palm_curve_cloglog(x[None, :], group["A_max"], group["log_lambda"], group["alpha"], group["beta"])
@@ -418,10 +420,9 @@ class PalmSampler:
 
 
 def _health_rank(post: CurvePosterior) -> tuple:
-    """Sort key: fewer missed thresholds first (divergences, R-hat, ESS), then the smaller worst R-hat."""
-    d = post.diagnostics
-    missed = int(post.divergences > 0) + int((d.r_hat > RHAT_MAX).any()) + int((d.ess_bulk < ESS_MIN).any())
-    return missed, float(d.r_hat.max())
+    """Sort key: fewer missed thresholds first (:func:`health_warnings` gives one warning per missed threshold:
+    divergences, R-hat, ESS), then the smaller worst R-hat."""
+    return len(post.warnings), float(post.diagnostics.r_hat.max())
 
 
 def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -146,15 +146,20 @@ def _observed(ax, key: tuple, rows: pd.DataFrame, scale: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
-    """Hide unused panels, one legend below, and say when curves were left out."""
+def _hide_unused(fig, axes, keys: list, shown: list, what: str, where: str) -> None:
+    """Hide the grid's unused panels and say when some ``what`` (curves, groups) were left out."""
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
+    if len(keys) > len(shown):
+        fig.suptitle(f"first {len(shown)} of {len(keys)} {what} (all are in {where})", fontsize=10)
+
+
+def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
+    """Hide unused panels, one legend below, and say when curves were left out."""
+    _hide_unused(fig, axes, keys, shown, "curves", where)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     ncol = 2 if axes.shape[1] == 1 else 3  # a single narrow panel has room for two legend columns
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
-    if len(keys) > len(shown):
-        fig.suptitle(f"first {len(shown)} of {len(keys)} curves (all are in {where})", fontsize=10)
     rows = -(-len(labels) // ncol)
     inches = fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, min(0.45, (0.2 * rows + 0.1) / inches), 1, 0.97))
@@ -181,7 +186,7 @@ def plot_decision(decision, *, max_groups: int = 12):
             if key not in decision.reach:
                 continue
             budgets, p = decision.reach[key]
-            tags = [t for t, on in (("pick", r.pick), ("ALDA pick", r.alda_pick)) if on]
+            tags = [tag for tag, on in (("pick", r.pick), ("ALDA pick", r.alda_pick)) if on]
             label = r.method + (f" ({', '.join(tags)})" if tags else "")
             ax.step(budgets, p, where="post", color=f"C{i % 10}", lw=2.2 if r.pick else 1.3, label=label)
         ax.axvline(g.current_budget.max(), color="0.4", lw=0.9, ls=":", label="observed budget")
@@ -191,10 +196,7 @@ def plot_decision(decision, *, max_groups: int = 12):
         ax.set_ylabel("P(reach target by B)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-    for ax in list(axes.flat)[len(shown):]:
-        ax.set_visible(False)
-    if len(groups) > len(shown):
-        fig.suptitle(f"first {len(shown)} of {len(groups)} groups (all are in decision.csv)", fontsize=10)
+    _hide_unused(fig, axes, groups, shown, "groups", "decision.csv")
     fig.tight_layout()
     return fig
 

@@ -83,9 +83,9 @@ def _fmt(df: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return out
 
 
-def pit_values(fc, keys: list) -> tuple[np.ndarray, pd.Series]:
+def pit_values(fc, keys: list, level: float = 0.9) -> tuple[np.ndarray, pd.Series]:
     """PIT of every observed score under the predictive distribution of one new run, and per curve the share of
-    observed scores inside the 90% predictive band (for the posterior predictive check)."""
+    observed scores inside the ``level`` predictive band (for the posterior predictive check)."""
     pits, cover = [], {}
     for key in keys:
         if key not in fc.posteriors:
@@ -98,7 +98,7 @@ def pit_values(fc, keys: list) -> tuple[np.ndarray, pd.Series]:
         draws = pred[:, j]
         y = rows.score.to_numpy()
         pits.append((draws <= y[None, :]).mean(0))
-        lo, hi = np.quantile(pred, [0.05, 0.95], axis=0)
+        lo, hi = np.quantile(pred, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
         cover["/".join(key[1:]) if len({k[0] for k in keys}) == 1 else "/".join(key)] = float(
             ((lo[j] <= y) & (y <= hi[j])).mean())
     return (np.concatenate(pits) if pits else np.array([])), pd.Series(cover, dtype=float)
@@ -185,7 +185,7 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
             dg.text(f"{r.dataset} · {r.model} · {r.method}: {r.message}", "warn")
     else:
         dg.text("Every curve passed every threshold.")
-    pit, cover = pit_values(fc, keys)
+    pit, cover = pit_values(fc, keys, level=0.9)
     if len(pit):
         dg.figure("ppc", plot_ppc(pit, cover, level=0.9),
                   "Posterior predictive check: observed scores against the predictive distribution of one new run")
