@@ -57,6 +57,10 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--posterior", help="reuse this posterior.nc of the AL pilots (forecast_benchmark.py saves one) "
+                    "instead of fitting them again")
+    ap.add_argument("--discrepancy", type=float, nargs="+", default=[None],
+                    help="extrapolation discrepancy scale(s) to decide with (default: the model's)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "decision"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -64,7 +68,6 @@ def main() -> None:
     import task  # the official pilot rule
 
     from palm_bayes import data
-    from palm_bayes.decision import DecisionSettings, decide
     from palm_bayes.forecast import Forecaster
 
     full = pd.read_csv(a.data)
@@ -73,8 +76,23 @@ def main() -> None:
         pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
         pilot = data.load_curves(Path(tmp) / "pilot.csv")
     t0 = time.perf_counter()
-    fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed).fit(pilot)
+    if a.posterior:
+        fc = Forecaster.load(a.posterior)
+        assert sorted(fc.keys()) == sorted(data.curve_keys(pilot)), "the posterior is not of the AL pilots"
+    else:
+        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed).fit(pilot)
     fit_s = time.perf_counter() - t0
+    for kappa in a.discrepancy:
+        if kappa is not None:
+            fc.discrepancy = kappa
+        print(f"\n##### extrapolation discrepancy {fc.discrepancy:g}")
+        run_decisions(a, fc, full, fit_s, Path(a.out) / f"kappa_{fc.discrepancy:g}")
+
+
+def run_decisions(a, fc, full: pd.DataFrame, fit_s: float, out: Path) -> None:
+    """Every decision of the benchmark from one fitted forecaster; prints and writes the scores."""
+    from palm_bayes.decision import DecisionSettings, decide
+
     records, briers = [], []
     t1 = time.perf_counter()
     for (dataset, model), g in full.groupby(["dataset", "model"]):
@@ -114,13 +132,12 @@ def main() -> None:
     print(f"\nmean: regret Bayes {mean.regret_bayes:.3f}, ALDA {mean.regret_alda:.3f}; Brier Bayes "
           f"{mean.brier_bayes:.3f}, ALDA {mean.brier_alda:.3f}, hindsight share {mean.brier_hindsight_share:.3f}")
     print(f"fit {fit_s:.0f} s for {len(fc.keys())} curves; {len(rec)} decisions from the saved fit in {decide_s:.1f} s")
-    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rec.to_csv(out / "decisions.csv", index=False)
     br.to_csv(out / "brier.csv", index=False)
     (out / "results.json").write_text(json.dumps({"per_f": per_f.reset_index().to_dict("records"),
                                                   "mean": mean.to_dict(), "fit_s": fit_s, "decide_s": decide_s,
-                                                  "settings": vars(a)}, indent=1))
+                                                  "discrepancy": fc.discrepancy, "settings": vars(a)}, indent=1))
 
 
 if __name__ == "__main__":

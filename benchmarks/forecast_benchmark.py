@@ -43,6 +43,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--geometry", default="auto", help="sampler coordinates: shape, levels or auto")
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
+    ap.add_argument("--discrepancy", type=float, default=None,
+                    help="scale of the extrapolation discrepancy (default: the model's)")
+    ap.add_argument("--jobs", type=int, default=1, help="local worker processes for the per-curve fits")
+    ap.add_argument("--dask-workers", type=int, default=0,
+                    help="run the fits on a Dask LocalCluster with this many worker processes")
+    ap.add_argument("--latent-runs", action="store_true", help="sample one offset per run (not integrated out)")
     ap.add_argument("--loo", action="store_true", help="also PSIS-LOO of the pilot points per curve (ArviZ)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     return ap.parse_args(argv)
@@ -80,10 +86,20 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
         targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
     settings = dict(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
                     target_accept=a.target_accept, noise_trend=not a.no_noise_trend, low_rank=not a.no_low_rank,
-                    misfit=a.misfit, loo=a.loo, geometry=a.geometry, ar1=a.ar1)
+                    misfit=a.misfit, loo=a.loo, geometry=a.geometry, ar1=a.ar1,
+                    marginal_runs=not a.latent_runs)
+    if a.discrepancy is not None:
+        settings["discrepancy"] = a.discrepancy
     settings.update(variant or {})
     t0 = time.perf_counter()
-    fc = Forecaster(**settings).fit(pilot)
+    if a.dask_workers:
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=a.dask_workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            fc = Forecaster(scheduler=cluster.scheduler_address, **settings).fit(pilot)
+    else:
+        fc = Forecaster(jobs=a.jobs, **settings).fit(pilot)
     fit_s = time.perf_counter() - t0
     table = fc.predict(budgets=targets, level=0.9)
     out = Path(a.out) / name
@@ -91,6 +107,8 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
     table.to_csv(out / "forecast.csv", index=False)
     diag = fc.diagnostics()
     diag.to_csv(out / "diagnostics.csv", index=False)
+    (out / "posterior.nc").unlink(missing_ok=True)
+    fc.save(out)  # benchmarks/calibrate_discrepancy.py re-predicts from it
     score = task.score(truth, table, label=name)
     ok = diag[diag.status != "failed"]
     score.update(
@@ -128,10 +146,12 @@ def main() -> None:
                 print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
         print(f"  per-curve final |error| (points): {sorted(per_curve, reverse=True)[:8]} ... (largest 8)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; peak memory {peak:.0f} MiB")
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest finished worker process
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; peak memory {peak:.0f} MiB in this process, "
+          f"{worker:.0f} MiB in the largest worker process")
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "results.json").write_text(json.dumps(
-        {"results": results, "peak_mib": peak, "settings": vars(a)}, indent=1, default=str))
+        {"results": results, "peak_mib": peak, "worker_peak_mib": worker, "settings": vars(a)}, indent=1, default=str))
 
 
 if __name__ == "__main__":

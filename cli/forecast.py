@@ -10,8 +10,9 @@ import numpy as np
 from palm_bayes import data
 from palm_bayes.errors import InputError
 from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
-from palm_bayes.model import GEOMETRIES, LIKELIHOODS
+from palm_bayes.model import DISCREPANCY, GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
+from palm_bayes.parallel import check_jobs
 from palm_bayes.plot import plot_forecasts, plot_prior_predictive
 
 OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
@@ -37,6 +38,19 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--geometry", choices=GEOMETRIES, default="auto",
                    help="sampler coordinates (same posterior): auto (default: re-sample a curve that misses a "
                    "health threshold in the other coordinates, keep the healthier run), shape or levels")
+    g.add_argument("--a-max-below", type=float, metavar="C",
+                   help="a known ceiling of A_max, on the scores' scale (e.g. the accuracy of training on the whole "
+                   "pool): every posterior draw stays below it")
+    g.add_argument("--a-max-prior", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="your prior range for A_max on the scores' scale (its prior's 5%% and 95%% quantiles)")
+    g.add_argument("--discrepancy", type=float, metavar="KAPPA",
+                   help=f"scale of the extrapolation discrepancy beyond the last observed budget (default "
+                   f"{DISCREPANCY:g}; 0: assume the PALM form holds exactly far beyond the data)")
+    g.add_argument("--jobs", type=int, default=0,
+                   help="worker processes for the per-curve fits (default 0 = every core); same numbers for any N")
+    g.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="run the per-curve fits on this Dask distributed scheduler (e.g. tcp://host:8786; needs "
+                   "pip install 'palm-bayes[dask]')")
     g.add_argument("--budget-size", type=float, default=100.0,
                    help="labels per episode for PALM run folders without x values (default 100)")
     g.add_argument("--quiet", action="store_true", help="no progress or summary output")
@@ -59,6 +73,9 @@ def add_parser(sub) -> None:
 
 
 def check_sampling_flags(args: argparse.Namespace) -> None:
+    if args.discrepancy is not None and not 0 <= args.discrepancy < 1:
+        raise InputError(f"--discrepancy {args.discrepancy:g}: expected a scale between 0 and 1 (default "
+                         f"{DISCREPANCY:g})")
     for flag in ("draws", "chains"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive whole number")
@@ -81,17 +98,38 @@ def speaker(quiet: bool):
     return (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
 
 
+def forecaster_from_args(args: argparse.Namespace) -> Forecaster:
+    """An unfitted :class:`Forecaster` with the fitting flags' settings (progress bar unless ``--quiet``)."""
+    return Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                      likelihood=args.likelihood, geometry=args.geometry, a_max_below=args.a_max_below,
+                      discrepancy=DISCREPANCY if args.discrepancy is None else args.discrepancy,
+                      a_max_range=args.a_max_prior, jobs=check_jobs(args.jobs), scheduler=args.dask_scheduler,
+                      progress=None if args.quiet else print_progress)
+
+
+def fit_curves(args: argparse.Namespace, df) -> Forecaster:
+    """Fit every curve of ``df`` with the fitting flags; warnings about the user's prior knowledge (a ceiling
+    below scores already observed) go to standard error even with ``--quiet``."""
+    fc = forecaster_from_args(args).fit(df)
+    for note in fc.notes.values():
+        print(f"palm-bayes: warning: {note}", file=sys.stderr)
+    return fc
+
+
 def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, check_scale=None):
     """The forecaster a command works on: loaded from a saved posterior (``posterior.nc`` or the folder holding
     it, no sampling), or fitted on the input now and saved into ``out``. ``check_scale(scale)`` vets the
     command's own options against the data's score scale before any sampling. Returns (forecaster, the selected
     curve keys, notes on what was read)."""
+    check_sampling_flags(args)
     saved = saved_posterior(args.input)
     if saved is not None:
         if args.max_points is not None or args.upto is not None:
             raise InputError(f"{args.input}: a saved posterior was fitted already; --max-points/--upto apply only "
                              "when fitting curves")
         fc = Forecaster.load(saved)
+        if args.discrepancy is not None:
+            fc.discrepancy = args.discrepancy
         keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
                 and (not args.model or k[1] in args.model) and (not args.method or k[2] in args.method)]
         if not keys:
@@ -100,16 +138,13 @@ def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, che
             check_scale(fc.scale)
         say(f"palm-bayes {command}: {len(keys)} curve(s) from the saved posterior {saved} (no new sampling)")
         return fc, keys, [f"{saved}: saved posterior (fitted earlier; no new sampling)"]
-    check_sampling_flags(args)
     df = load_input(args)
     if check_scale:
         check_scale(df.attrs["scale"])
     out.check(POSTERIOR_FILE)
     say(f"palm-bayes {command}: fitting {len(data.curve_keys(df))} curve(s), scores as {df.attrs['scale']}s; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
-    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                    likelihood=args.likelihood, geometry=args.geometry,
-                    progress=None if args.quiet else print_progress).fit(df)
+    fc = fit_curves(args, df)
     fc.save(out)
     return fc, fc.keys(), list(df.attrs.get("notes", []))
 
@@ -125,10 +160,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(data.curve_keys(df))
     say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
-    fc = Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                    likelihood=args.likelihood, geometry=args.geometry,
-                    progress=None if args.quiet else print_progress)
-    fc.fit(df)
+    fc = fit_curves(args, df)
     table = fc.predict(budgets=args.at, level=args.level, horizon=args.horizon)
     out.write_csv("forecast.csv", table)
     out.write_csv("params.csv", fc.params(level=args.level[0]))

@@ -8,7 +8,7 @@ import sys
 from palm_bayes import __version__
 from palm_bayes.errors import InputError, OutputError
 
-from . import decide, fit, forecast, report
+from . import backtest, decide, fit, forecast, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_parser(sub)
     report.add_parser(sub)
     fit.add_parser(sub)
+    backtest.add_parser(sub)
     return parser
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 from .curve import budget_curve, budget_to_reach
 from .data import CURVE_KEYS, scale_max
 from .errors import InputError
+from .model import curve_seed, extrapolation_discrepancy
 
 #: ALDA's safeguard: the upper end of the window stays this many accuracy points below A_max.
 WINDOW_CEILING_MARGIN_POINTS = 0.5
@@ -194,7 +195,12 @@ def alda_select(rows: pd.DataFrame, eta: float) -> pd.DataFrame:
 
 @dataclass
 class CurveDraws:
-    """Posterior draws of one curve's PALM parameters (flat arrays, the input's score scale) and its data."""
+    """Posterior draws of one curve's PALM parameters (flat arrays, the input's score scale) and its data.
+
+    With ``discrepancy`` κ > 0 each draw's mean curve strays from the PALM form beyond ``current_budget`` (the
+    last observed budget) by a Brownian motion in log budget (:func:`palm_bayes.model.extrapolation_discrepancy`),
+    as in the forecast bands; ``seed`` fixes its paths.
+    """
 
     A_max: np.ndarray
     delta: np.ndarray
@@ -204,18 +210,43 @@ class CurveDraws:
     current_budget: float
     current_mean: float
     ess: float = np.inf
+    discrepancy: float = 0.0
+    scale_top: float = 1.0
+    seed: int = 0
+    _paths: dict = field(default_factory=dict, repr=False)
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
-        """A(B) per draw (rows) and budget (columns)."""
-        B = np.asarray(budgets, dtype=float)[None, :]
-        return budget_curve(B, self.A_max[:, None], self.delta[:, None], self.alpha[:, None], self.beta[:, None],
-                            b=self.b)
+        """A(B) per draw (rows) and budget (columns), with the extrapolation discrepancy beyond the data."""
+        B = np.asarray(budgets, dtype=float)
+        mu = budget_curve(B[None, :], self.A_max[:, None], self.delta[:, None], self.alpha[:, None],
+                          self.beta[:, None], b=self.b)
+        if self.discrepancy <= 0:
+            return mu
+        rng = np.random.default_rng(self.seed)  # the same paths for the same budgets, call after call
+        walk = extrapolation_discrepancy(B, self.current_budget, self.discrepancy, len(self.A_max), rng)
+        return np.clip(mu + self.scale_top * walk, 0, self.scale_top)
 
-    def budget_to_reach(self, target: float) -> np.ndarray:
-        """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ."""
+    def budget_to_reach(self, target: float, horizon: float | None = None) -> np.ndarray:
+        """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ.
+
+        Without the discrepancy this is the PALM inverse. With it, a draw whose PALM curve reaches τ by the last
+        observed budget keeps that answer (the discrepancy starts there); the others follow their mean-curve
+        path on a whole-episode grid up to ``horizon`` (default 4 × the last observed budget; at most
+        :data:`GRID_POINTS` budgets) and count as ``inf`` if it never reaches τ there.
+        """
         if target <= 0:
             return np.zeros_like(self.A_max)
-        return np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
+        exact = np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
+        if self.discrepancy <= 0:
+            return exact
+        top = float(horizon) if horizon is not None else 4 * self.current_budget
+        if top not in self._paths:
+            grid = budget_grid(self.current_budget, max(top, self.current_budget), self.b)
+            self._paths[top] = (grid, self.mean_curve(grid))
+        grid, path = self._paths[top]
+        hit = path >= target
+        on_path = np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
+        return np.where(exact <= self.current_budget, exact, on_path)
 
 
 def quantiles(x: np.ndarray, level: float) -> tuple[float, float, float]:
@@ -263,10 +294,11 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
     point = point_size(scale)
     dt, eps = s.window_half_width(scale), s.gain_threshold(scale)
     k = s.next_labels if s.next_labels is not None else d.b
-    b_abs = d.budget_to_reach(s.target)
+    horizon = 2 * max(max_budget, d.current_budget)  # beyond the budget asked about, for B_abs's interval
+    b_abs = d.budget_to_reach(s.target, horizon)
     p_reach = float(np.mean(b_abs <= max_budget))
     with np.errstate(invalid="ignore"):
-        w = d.budget_to_reach(s.target + dt) - d.budget_to_reach(max(0.0, s.target - dt))
+        w = d.budget_to_reach(s.target + dt, horizon) - d.budget_to_reach(max(0.0, s.target - dt), horizon)
     w = np.where(np.isnan(w), np.inf, w)  # inf − inf: the whole band is out of reach
     med, lo, hi = quantiles(b_abs, s.level)
     wmed, wlo, whi = quantiles(w, s.level)
@@ -444,7 +476,8 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
             flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
             draws = CurveDraws(flat["A_max"] * scale_max(scale), flat["delta"], flat["alpha"], flat["beta"],
                                b=post.b, current_budget=now, current_mean=current,
-                               ess=float(post.diagnostics.ess_bulk.min()))
+                               ess=float(post.diagnostics.ess_bulk.min()), discrepancy=fc.discrepancy,
+                               scale_top=scale_max(scale), seed=curve_seed(fc.settings.seed, key) + 5)
             row, b_abs, grid = curve_decision(draws, s, scale, max_budget)
             r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
             b_abs_draws[key] = b_abs

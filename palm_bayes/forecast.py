@@ -7,11 +7,12 @@ again.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,20 @@ from .curve import budget_curve
 from .data import CURVE_KEYS, detect_scale, iter_curves, scale_max
 from .errors import InputError, first_line
 from .model import (
+    DISCREPANCY,
     PARAMS,
+    AMaxPrior,
     CurveData,
     CurvePosterior,
     PalmSampler,
     SamplerSettings,
     curve_seed,
     diagnostics_table,
+    extrapolation_discrepancy,
     health_warnings,
 )
 from .outputs import OutputDir
+from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
 
 #: ``forecast.csv`` starts with exactly these columns.
@@ -70,12 +75,33 @@ class Forecaster:
         mean-curve band by the misfit the pilot shows.
     ar1 : bool
         Let each run's deviation from its curve carry over between consecutive budgets (AR(1), coefficient ρ).
+    marginal_runs : bool
+        Integrate the run offsets out analytically (exact for the Normal likelihood without AR(1) or misfit
+        terms; those keep one sampled offset per run). Same posterior, fewer dimensions, no funnel.
     geometry : {"auto", "shape", "levels"}
         Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`). ``"auto"`` re-samples
         a curve that misses a health threshold in the other coordinates and keeps the healthier run.
     loo : bool
         Also estimate each curve's PSIS-LOO expected log predictive density of the fitted points (ArviZ), to
         compare model variants (see :meth:`loo`).
+    a_max_below : float, optional
+        A known ceiling of A_max on the scores' scale (e.g. the accuracy of training on the whole pool): every
+        posterior draw of A_max stays below it (the prior is rescaled to (0, ceiling), see
+        :mod:`palm_bayes.model`).
+    a_max_range : (float, float), optional
+        A prior range for A_max on the scores' scale: its prior's 5 % and 95 % quantiles (a belief, not a
+        bound).
+    discrepancy : float
+        Scale κ of the extrapolation discrepancy: beyond the last observed budget the mean curve may stray from
+        the PALM form by a Brownian motion in log budget, sd = κ √log(B / B_last) on the fraction scale
+        (:func:`palm_bayes.model.extrapolation_discrepancy`; default set on the development sets). 0 turns it
+        off: the bands then assume the PALM form holds exactly far beyond the data.
+    jobs : int
+        Worker processes for the per-curve fits (1: this process). Each worker compiles the model once.
+    scheduler : str or dask.distributed.Client, optional
+        A Dask distributed scheduler's address (or a client) to run the per-curve fits on instead of local
+        processes. The same seed gives the same numbers whatever ``jobs`` or ``scheduler``: each curve's seed
+        derives from the seed and the curve's name.
     backend : {"nutpie", "pymc"}, optional
         Sampler; nutpie when installed.
     progress : callable, optional
@@ -89,18 +115,29 @@ class Forecaster:
         ``{key: PointFit}``, the robust least-squares fit of the same data.
     failures : dict
         ``{key: message}`` for curves whose sampling failed (the others still finish).
+    notes : dict
+        ``{key: message}`` warnings about the user's prior knowledge (a ceiling below the observed scores).
     """
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                  likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
-                 ar1: bool = False, backend: str | None = None, progress: Callable | None = None):
+                 ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
+                 a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,
+                 jobs: int = 1, scheduler=None,
+                 backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
                                         noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo,
-                                        geometry=geometry, ar1=ar1)
+                                        geometry=geometry, ar1=ar1, marginal_runs=marginal_runs)
+        self.a_max_below = None if a_max_below is None else float(a_max_below)
+        self.a_max_range = None if a_max_range is None else tuple(float(v) for v in a_max_range)
+        self.discrepancy = float(discrepancy)
+        self.jobs = jobs
+        self.scheduler = scheduler
         self.backend = backend
         self.progress = progress
+        self.notes: dict[Key, str] = {}
         self.posteriors: dict[Key, CurvePosterior] = {}
         self.point_fits: dict[Key, PointFit] = {}
         self.failures: dict[Key, str] = {}
@@ -110,26 +147,55 @@ class Forecaster:
     # ------------------------------------------------------------------------------------------ fit
 
     def fit(self, df: pd.DataFrame) -> Forecaster:
-        """Sample the posterior of every curve (dataset, model, method) in a tidy table."""
+        """Sample the posterior of every curve (dataset, model, method) in a tidy table (:mod:`palm_bayes.data`),
+        on ``jobs`` local processes or the Dask ``scheduler``."""
         missing = [c for c in [*CURVE_KEYS, "run", "budget", "score"] if c not in df.columns]
         if missing:
             raise InputError(f"the table lacks column(s) {', '.join(missing)}")
         self.scale = df.attrs.get("scale") or detect_scale(df["score"])
         self.history = df[[*CURVE_KEYS, "run", "budget", "score"]].copy()
-        sampler = PalmSampler(self.settings, self.backend)
-        curves = list(iter_curves(df))
-        for i, (key, rows) in enumerate(curves, start=1):
-            t0 = time.perf_counter()
-            cd = CurveData.from_rows(rows, self.scale)
-            self.point_fits[key] = fit_curve(rows, mode="robust", scale=self.scale, b=cd.b,
-                                             seed=self.settings.seed)
-            try:
-                self.posteriors[key] = sampler.sample(cd, key)
-            except Exception as e:  # a failed curve is reported; the others still finish
-                self.failures[key] = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+        prior = self.a_max_prior()
+        # workers side by side share the cores: each samples its chains on its share (a Dask worker on one)
+        settings = self.settings
+        if self.scheduler is not None or self.jobs > 1:
+            settings = replace(settings, cores=1 if self.scheduler is not None
+                               else max(1, available_cores() // self.jobs))
+        tasks = [CurveTask(key, rows[["run", "budget", "score"]].reset_index(drop=True), self.scale, settings,
+                           self.backend, prior) for key, rows in iter_curves(df)]
+        done: dict[Key, CurveFit] = {}
+        for i, (j, result) in enumerate(run_tasks(fit_one_curve, tasks, self.jobs, self.scheduler), start=1):
+            done[tasks[j].key] = result
             if self.progress:
-                self.progress(i, len(curves), key, time.perf_counter() - t0)
+                self.progress(i, len(tasks), tasks[j].key, result.seconds)
+        f = scale_max(self.scale)
+        for task in tasks:  # stored in table order, whatever order the workers finished in
+            key, r = task.key, done[task.key]
+            self.point_fits[key] = r.point_fit
+            if r.posterior is not None:
+                self.posteriors[key] = r.posterior
+            else:
+                self.failures[key] = r.failure
+            if prior.below is not None and r.best >= prior.below:
+                self.notes[key] = (f"--a-max-below {prior.below * f:g} is below the best observed mean "
+                                   f"{r.best * f:.4g} of {'/'.join(key)}: the ceiling forces the curve under "
+                                   "scores it already reached")
         return self
+
+    def a_max_prior(self) -> AMaxPrior:
+        """The user's knowledge of A_max on the fraction scale (raises :class:`InputError` if it does not fit
+        the scores' scale)."""
+        f = scale_max(self.scale or "fraction")
+        below = None if self.a_max_below is None else self.a_max_below / f
+        lo, hi = (None, None) if self.a_max_range is None else (v / f for v in self.a_max_range)
+        unit = "percent (0-100)" if f == 100 else "fractions (0-1)"
+        if below is not None and not 0 < below <= 1:
+            raise InputError(f"--a-max-below {self.a_max_below:g}: expected a ceiling within the scores' scale, "
+                             f"{unit}")
+        if lo is not None and not 0 < lo < hi < (below or 1):
+            top = f"the ceiling {self.a_max_below:g}" if below is not None else f"{f:g}"
+            raise InputError(f"--a-max-prior {self.a_max_range[0]:g} {self.a_max_range[1]:g}: expected "
+                             f"0 < LO < HI < {top} (scores as {unit})")
+        return AMaxPrior(below=below, low=lo, high=hi)
 
     # ------------------------------------------------------------------------------------------ predict
 
@@ -152,6 +218,11 @@ class Forecaster:
         B = np.asarray(budgets, dtype=float)[None, :]
         mu = budget_curve(B, d["A_max"][:, None], d["delta"][:, None], d["alpha"][:, None], d["beta"][:, None],
                           b=post.b)
+        if self.discrepancy > 0:
+            # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
+            disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
+            last = float(self.observed(key)["budget"].max())
+            mu = np.clip(mu + extrapolation_discrepancy(B[0], last, self.discrepancy, mu.shape[0], disc_rng), 0, 1)
         if "omega" in d:
             # the mean over runs at a budget deviates from the PALM form by the misfit term
             mis_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 2)
@@ -262,8 +333,10 @@ class Forecaster:
         return pd.DataFrame(rows)
 
     def diagnostics(self) -> pd.DataFrame:
-        """One row per curve: worst R-hat, smallest ESS, divergences, seconds, warnings, failure."""
+        """One row per curve: worst R-hat, smallest ESS, divergences, seconds, the A_max prior used, warnings,
+        failure."""
         rows = []
+        prior = self.a_max_prior().describe(scale_max(self.scale))
         for key in self.keys():
             r = dict(zip(CURVE_KEYS, key, strict=True))
             post = self.posteriors.get(key)
@@ -274,10 +347,11 @@ class Forecaster:
                 r.update(status="warning" if post.warnings else "ok", max_r_hat=d.r_hat.max(),
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
                          divergences=post.divergences, seconds=post.seconds, geometry=post.geometry,
-                         message="; ".join(post.warnings))
+                         message="; ".join([*post.warnings, *([self.notes[key]] if key in self.notes else [])]))
+            r["a_max_prior"] = prior
             rows.append(r)
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
-                "geometry", "message"]
+                "geometry", "a_max_prior", "message"]
         return pd.DataFrame(rows, columns=cols)
 
     def loo(self) -> pd.DataFrame:
@@ -334,6 +408,7 @@ class Forecaster:
             coords={"all_curve": ["/".join(k) for k in all_keys]},
         )
         meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
+                "a_max_below": self.a_max_below, "a_max_range": self.a_max_range, "discrepancy": self.discrepancy,
                 "keys": [list(k) for k in all_keys]}
         post.attrs["palm_bayes"] = json.dumps(meta)
 
@@ -361,7 +436,10 @@ class Forecaster:
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
         s = meta["settings"]
-        fc = cls(**{k: v for k, v in s.items() if k in SamplerSettings.__dataclass_fields__})
+        accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
+        fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
+                 a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
+                 discrepancy=meta.get("discrepancy", 0.0))
         fc.scale = meta["scale"]
         hist = observed.to_dataframe().reset_index(drop=True)
         fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
@@ -388,6 +466,43 @@ class Forecaster:
                                                 geometry=str(const["geometry"].values[i]) if "geometry" in const
                                                 else "shape")
         return fc
+
+
+@dataclass(frozen=True)
+class CurveTask:
+    """One curve to fit: everything a worker process needs (picklable)."""
+
+    key: Key
+    rows: pd.DataFrame
+    scale: str
+    settings: SamplerSettings
+    backend: str | None
+    prior: AMaxPrior
+
+
+@dataclass
+class CurveFit:
+    """What fitting one curve gave: the point fit, the posterior (or why sampling failed), the time taken and
+    the best pilot mean (fraction scale)."""
+
+    point_fit: PointFit
+    posterior: CurvePosterior | None
+    failure: str | None
+    seconds: float
+    best: float
+
+
+def fit_one_curve(task: CurveTask) -> CurveFit:
+    """Point fit and posterior of one curve; a sampling failure is returned as a message, not raised."""
+    t0 = time.perf_counter()
+    cd = CurveData.from_rows(task.rows, task.scale, a_max_prior=task.prior)
+    point = fit_curve(task.rows, mode="robust", scale=task.scale, b=cd.b, seed=task.settings.seed)
+    posterior, failure = None, None
+    try:
+        posterior = PalmSampler(task.settings, task.backend).sample(cd, task.key)
+    except Exception as e:  # a failed curve is reported; the others still finish
+        failure = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+    return CurveFit(point, posterior, failure, time.perf_counter() - t0, cd.best)
 
 
 def saved_posterior(path: str | Path) -> Path | None:

@@ -281,3 +281,63 @@ def plot_ppc(pit: np.ndarray, coverage: pd.Series, *, level: float = 0.9):
     b.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: float | None = None):
+    """Backtest: forecast error and interval coverage against the horizon, one colour per cutoff.
+
+    Left: mean absolute error in accuracy points (fractions × 100) of the posterior mean curve (solid), the
+    point fit (dashed) and the no-change forecast (dotted). Right: share of truths inside the mean-curve
+    interval, with the nominal level as a horizontal line.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        :func:`palm_bayes.backtest.performance_metrics` output (its ``"all"`` rows are not drawn).
+    scale : str
+        ``"fraction"`` or ``"percent"``: the scores' scale (errors are shown in accuracy points either way).
+    level : float, optional
+        Nominal interval level (default: the table's ``level`` column).
+    """
+    from matplotlib.lines import Line2D
+
+    m = metrics[metrics.horizon_bin != "all"]
+    level = float(level if level is not None else metrics.level.iloc[0])
+    bins = m[["horizon_bin", "horizon_lo", "horizon_hi"]].drop_duplicates("horizon_bin").sort_values("horizon_lo")
+    pos = {b: i for i, b in enumerate(bins.horizon_bin)}
+    ticks = [f">{lo:g}×" if not np.isfinite(hi) else f"{lo:g}–{hi:g}×"
+             for lo, hi in zip(bins.horizon_lo, bins.horizon_hi, strict=True)]
+    to_points = 100.0 if scale == "fraction" else 1.0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    cutoffs = list(dict.fromkeys(m.cutoff))
+    styles = (("mae_mean", "-", "o", "posterior mean"), ("mae_point", "--", "s", "point fit"),
+              ("mae_naive", ":", "^", "no change (last pilot mean)"))
+    for i, c in enumerate(cutoffs):
+        g = m[m.cutoff == c]
+        x = g.horizon_bin.map(pos).to_numpy()
+        color = f"C{i % 10}"
+        for col, ls, marker, _ in styles:
+            a.plot(x, g[col] * to_points, ls=ls, marker=marker, ms=4, color=color, lw=1.8 if col == "mae_mean" else 1.1)
+        dx = 0.05 * (i - (len(cutoffs) - 1) / 2)  # coverages often coincide (e.g. 100%): keep each cutoff visible
+        b.plot(x + dx, g.coverage, "-o", ms=4, color=color, lw=1.8)
+    a.set_ylabel("Mean absolute error (accuracy points)")
+    a.set_title("Forecast error against the truth (mean over runs)", fontsize=9)
+    a.set_ylim(bottom=0)
+    b.axhline(level, color="0.3", ls="--", lw=1)
+    b.set_ylim(-0.02, 1.05)
+    b.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    b.set_ylabel(f"Truths inside the {level:.0%} interval")
+    b.set_title(f"Coverage of the {level:.0%} mean-curve interval (dashed: nominal)", fontsize=9)
+    for ax in (a, b):
+        ax.set_xticks(range(len(ticks)), ticks)
+        ax.set_xlim(-0.3, len(ticks) - 0.7)
+        ax.set_xlabel("Horizon: forecast budget ÷ last pilot budget")
+        ax.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color=f"C{i % 10}", lw=2, label=f"cutoff {c}") for i, c in enumerate(cutoffs)]
+    handles += [Line2D([], [], color="0.2", ls=ls, marker=mk, ms=4, label=lab) for _, ls, mk, lab in styles]
+    handles += [Line2D([], [], color="0.3", ls="--", lw=1, label=f"nominal {level:.0%}")]
+    ncol = min(len(handles), 4)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, min(0.4, (0.17 * rows + 0.05) / fig.get_size_inches()[1]), 1, 1))
+    return fig

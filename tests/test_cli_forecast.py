@@ -4,7 +4,7 @@ from conftest import AL_CSV
 
 from palm_bayes.forecast import FORECAST_COLUMNS, Forecaster
 
-FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--quiet"]
+FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--quiet", "--jobs", "1"]
 
 
 def test_forecast_outputs_and_no_leak_past_max_points(cli, tmp_path):

@@ -160,7 +160,7 @@ def test_reach_probability_agrees_with_the_true_curves():
 
 # ---------------------------------------------------------------------------------------------- command line
 
-CLI_FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape"]
+CLI_FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape", "--jobs", "1"]
 
 
 def test_decide_command_outputs_and_reuse_of_a_saved_posterior(cli, tmp_path):
@@ -195,3 +195,22 @@ def test_decide_bad_inputs(cli, tmp_path):
     assert code == 2 and "--value-per-point" in err
     code, _, err = cli("decide", AL_CSV, "--target", "0.8", "--max-budget", "-5", "--out", tmp_path, *CLI_FAST)
     assert code == 2 and "--max-budget -5" in err
+
+
+def test_discrepancy_spreads_labels_to_reach_around_the_palm_answer():
+    """A curve known exactly reaches τ at one budget; with the extrapolation discrepancy its mean curve may stray
+    after the last observed budget, so P(reach by B) rises smoothly around that budget instead of jumping."""
+    from dataclasses import replace
+
+    d = _exact(n=4000, now=80.0)
+    target = float(budget_curve(240.0, 0.9, 0.2, 0.5, 1.0, b=10))
+    exact = d.budget_to_reach(target)
+    assert np.all(exact == 240.0)
+    wide = replace(d, discrepancy=0.02, seed=3)
+    b_abs = wide.budget_to_reach(target, horizon=1000.0)
+    by = p_reach_by(b_abs, np.array([79.0, 160.0, 240.0, 480.0]))
+    assert by[0] == 0.0  # nothing is reached before the data end
+    assert 0.05 < by[1] < by[2] < by[3] < 1.0 and 0.3 < by[2] < 0.9
+    assert np.all(b_abs[np.isfinite(b_abs)] % 10 == 0)  # whole episodes
+    early = replace(d, discrepancy=0.02, seed=3).budget_to_reach(float(budget_curve(60.0, 0.9, 0.2, 0.5, 1.0, b=10)))
+    assert np.all(early == 60.0)  # reached inside the data: the discrepancy does not apply

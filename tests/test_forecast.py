@@ -217,3 +217,98 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
     calls.clear()
     monkeypatch.setattr(model.PalmSampler, "_sample", lambda self, d, k, g: calls.append(g) or fake(1.0, 0, 1.0, g))
     assert sampler.sample(None, ()).geometry == "shape" and calls == ["shape"]
+
+
+def test_marginal_run_loglik_matches_a_dense_multivariate_normal():
+    """The closed form (matrix determinant lemma, Sherman–Morrison) equals the Normal density with covariance
+    diag(sd²) + τ² 1 1ᵀ per run, for ragged runs and an unused run slot."""
+    import pytensor.tensor as pt
+    from scipy.stats import multivariate_normal
+
+    from palm_bayes.model import marginal_run_loglik
+
+    rng = np.random.default_rng(0)
+    run = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    resid, sd, tau = rng.normal(0, 0.03, run.size), rng.uniform(0.01, 0.04, run.size), 0.02
+    got = marginal_run_loglik(pt.as_tensor(resid), pt.as_tensor(sd), tau, pt.as_tensor(run), 4).eval()
+    for r in range(3):
+        m = run == r
+        cov = np.diag(sd[m] ** 2) + tau**2
+        assert got[r] == pytest.approx(multivariate_normal(np.zeros(m.sum()), cov).logpdf(resid[m]), rel=1e-10)
+    assert got[3] == 0.0
+
+
+def test_marginal_run_offsets_sample_the_same_posterior_as_sampled_offsets():
+    """Integrating the run offsets out changes the sampler's work, not the posterior."""
+    df, _ = simulate(1, seed=8, n_budgets=8)
+    post = {m: Forecaster(seed=2, draws=600, tune=600, chains=2, geometry="shape", marginal_runs=m).fit(df)
+            .posteriors[("sim", "m", "c00")] for m in (True, False)}
+    for name in ("A_max", "beta", "delta", "tau", "sigma"):
+        a, b = (post[m].draws[name].reshape(-1) for m in (True, False))
+        ess = [post[m].diagnostics.set_index("param").at[name, "ess_bulk"] for m in (True, False)]
+        se = np.sqrt(a.var() / ess[0] + b.var() / ess[1])
+        assert abs(a.mean() - b.mean()) < 4 * se, (name, a.mean(), b.mean(), se)
+        assert abs(a.std() / b.std() - 1) < 0.25, (name, a.std(), b.std())
+
+
+def test_known_ceiling_bounds_every_draw_and_narrows_a_rising_curve():
+    """A pilot still rising steeply leaves A_max wide open; a known ceiling keeps every draw below it and
+    narrows the interval. A prior range moves the posterior towards it."""
+    truth = [dict(A_max=0.9, delta=0.05, alpha=0.5, beta=1.0)]
+    df, _ = simulate(1, seed=5, n_budgets=6, params=truth)
+    key = ("sim", "m", "c00")
+    fits = {name: Forecaster(seed=1, draws=400, tune=400, chains=2, **kw).fit(df)
+            for name, kw in {"default": {}, "ceiling": {"a_max_below": 0.65},
+                             "range": {"a_max_range": (0.85, 0.95)}}.items()}
+    a_max = {n: fc.posteriors[key].draws["A_max"].reshape(-1) for n, fc in fits.items()}
+    assert np.mean(a_max["default"] > 0.65) > 0.05  # the constraint binds
+    assert a_max["ceiling"].max() < 0.65
+    width = {n: np.subtract(*np.quantile(a, [0.95, 0.05])) for n, a in a_max.items()}
+    assert width["ceiling"] < width["default"]
+    assert np.median(a_max["range"]) > np.quantile(a_max["default"], 0.95)  # belief moves the ceiling up
+    assert fits["ceiling"].diagnostics().a_max_prior[0] == "A_max < 0.65 (known ceiling)"
+
+
+def test_prior_range_quantiles_and_bad_prior_knowledge():
+    from palm_bayes.errors import InputError
+    from palm_bayes.model import AMaxPrior
+
+    top, mu, sd = AMaxPrior(below=0.95, low=0.8, high=0.9).coords(best=0.5)
+    q = top / (1 + np.exp(-(mu + np.array([-1.6448536, 1.6448536]) * sd)))
+    assert q == pytest.approx([0.8, 0.9])
+    df, _ = simulate(1, seed=5)
+    with pytest.raises(InputError, match="--a-max-below 97"):
+        Forecaster(a_max_below=97).fit(df)  # a percent ceiling on fraction scores
+    with pytest.raises(InputError, match=r"--a-max-prior 0\.9 0\.8"):
+        Forecaster(a_max_range=(0.9, 0.8)).fit(df)
+    with pytest.raises(InputError, match=r"ceiling 0\.9"):
+        Forecaster(a_max_below=0.9, a_max_range=(0.85, 0.95)).fit(df)
+
+
+def test_extrapolation_discrepancy_is_a_brownian_motion_in_log_budget():
+    from palm_bayes.model import extrapolation_discrepancy
+
+    B = np.array([400.0, 50.0, 100.0, 800.0, 200.0])  # unsorted on purpose; the last observed budget is 100
+    d = extrapolation_discrepancy(B, 100.0, 0.02, 200_000, np.random.default_rng(1))
+    assert np.all(d[:, [1, 2]] == 0)  # at or before the last observed budget
+    var = 0.02**2 * np.log(B / 100.0).clip(0)
+    assert d.var(0) == pytest.approx(var, rel=0.02, abs=1e-12)
+    # independent increments: cov(d(200), d(800)) = var(d(200))
+    assert np.cov(d[:, 4], d[:, 3])[0, 1] == pytest.approx(var[4], rel=0.03)
+    assert not extrapolation_discrepancy(B, 100.0, 0.0, 10, np.random.default_rng(1)).any()
+
+
+def test_discrepancy_widens_only_the_extrapolation(recovery):
+    _df, _truth, fc = recovery
+    key = fc.keys()[0]
+    last = float(fc.observed(key)["budget"].max())
+    budgets = {key: [last / 2, last, 2 * last, 8 * last]}
+    widths, default = {}, fc.discrepancy
+    for kappa in (0.0, 0.02):
+        fc.discrepancy = kappa
+        t = fc.predict(budgets=budgets, level=0.9)
+        widths[kappa] = (t.upper - t.lower).to_numpy()
+    fc.discrepancy = default
+    assert widths[0.02][:2] == pytest.approx(widths[0.0][:2])  # inside the data: the same band
+    assert np.all(widths[0.02][2:] > widths[0.0][2:] + 0.01)  # beyond it: wider
+    assert widths[0.02][3] - widths[0.0][3] > widths[0.02][2] - widths[0.0][2]  # and more so further out

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 from conftest import AL_CSV
 
-FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape", "--quiet"]
+FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape", "--quiet", "--jobs", "1"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import AL_CSV
 
-FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape", "--quiet"]
+FAST = ["--draws", "200", "--tune", "300", "--chains", "2", "--geometry", "shape", "--quiet", "--jobs", "1"]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 #: Set to a file path to keep the browser's screenshot of the report (to look at it by eye).
