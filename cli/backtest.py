@@ -4,6 +4,7 @@ forecast the budgets it went on to observe, and score the forecasts against them
 from __future__ import annotations
 
 import argparse
+import sys
 
 from palm_bayes import data
 from palm_bayes.backtest import (
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         f"{df.attrs['scale']}s; {args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     bt = cross_validation(df, lambda: forecaster_from_args(args), args.cutoffs, args.cutoff_fractions, level=level,
                           progress=lambda i, k, label: say(f"cutoff {label} ({i}/{k}): fitting the pilots"))
+    for note in bt.attrs["notes"]:
+        print(f"palm-bayes: warning: {note}", file=sys.stderr)
     metrics = performance_metrics(bt, level=level)
     out.write_csv("backtest.csv", bt)
     out.write_csv("metrics.csv", metrics)

@@ -188,20 +188,21 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
         ``truth`` (mean over runs at that budget in the full data), ``n_truth_runs``, ``naive`` (the pilot's
         mean over runs at its last budget: the no-change forecast), ``pred_cover`` (share of that budget's run
         scores inside [pred_lower, pred_upper]), and the curve fit's ``status`` (ok / warning / failed) and
-        ``divergences``. Failed curves keep their rows, with NaN posterior forecasts. ``attrs`` holds ``scale``
-        and ``level``.
+        ``divergences``. Failed curves keep their rows, with NaN posterior forecasts. ``attrs`` holds ``scale``,
+        ``level`` and ``notes`` (the forecasters' warnings about the user's prior knowledge, per cutoff).
     """
     if not 0 < level < 1:
         raise InputError(f"--level {level:g}: expected a level strictly between 0 and 1, e.g. 0.9")
     plan = cutoff_budgets(df, cutoffs, fractions)
     truth = _truth(df)
     n_budgets = _n_budgets(df)
-    frames = []
+    frames, notes = [], {}
     for i, (label, sizes) in enumerate(plan.items(), start=1):
         if progress:
             progress(i, len(plan), label)
         pilot = pilot_rows(df, sizes)
         fc = forecaster_factory().fit(pilot)
+        notes.update({f"{label}: {n}": None for n in fc.notes.values()})
         last = {key: float(g["budget"].max()) for key, g in iter_curves(pilot)}
         naive = {key: float(g.loc[g["budget"] == last[key], "score"].mean()) for key, g in iter_curves(pilot)}
         later = {key: np.sort(g.loc[g["budget"] > last[key], "budget"].unique()) for key, g in iter_curves(df)}
@@ -219,7 +220,7 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
         out = out.merge(diag, on=CURVE_KEYS, how="left", validate="many_to_one")
         frames.append(out)
     bt = pd.concat(frames, ignore_index=True)[BACKTEST_COLUMNS]
-    bt.attrs.update(scale=df.attrs.get("scale"), level=float(level))
+    bt.attrs.update(scale=df.attrs.get("scale"), level=float(level), notes=list(notes))
     return bt
 
 
