@@ -37,7 +37,8 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
                    help="observation noise: normal (default) or student (robust to outlying episodes)")
     g.add_argument("--geometry", choices=GEOMETRIES, default="auto",
                    help="sampler coordinates (same posterior): auto (default: re-sample a curve that misses a "
-                   "health threshold in the other coordinates, keep the healthier run), shape or levels")
+                   "health threshold in the other coordinates, then in both with smaller steps; keep the healthiest "
+                   "run), shape or levels")
     g.add_argument("--a-max-below", type=float, metavar="C",
                    help="a known ceiling of A_max, on the scores' scale (e.g. the accuracy of training on the whole "
                    "pool): every posterior draw stays below it")

@@ -347,11 +347,12 @@ class Forecaster:
                 r.update(status="warning" if post.warnings else "ok", max_r_hat=d.r_hat.max(),
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
                          divergences=post.divergences, seconds=post.seconds, geometry=post.geometry,
+                         target_accept=post.target_accept,
                          message="; ".join([*post.warnings, *([self.notes[key]] if key in self.notes else [])]))
             r["a_max_prior"] = prior
             rows.append(r)
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
-                "geometry", "a_max_prior", "message"]
+                "geometry", "target_accept", "a_max_prior", "message"]
         return pd.DataFrame(rows, columns=cols)
 
     def loo(self) -> pd.DataFrame:
@@ -404,7 +405,9 @@ class Forecaster:
                                        for k in all_keys]),
              "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys]),
              "geometry": ("all_curve", [self.posteriors[k].geometry if k in self.posteriors else ""
-                                        for k in all_keys])},
+                                        for k in all_keys]),
+             "target_accept": ("all_curve", [self.posteriors[k].target_accept if k in self.posteriors else np.nan
+                                             for k in all_keys])},
             coords={"all_curve": ["/".join(k) for k in all_keys]},
         )
         meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
@@ -464,7 +467,9 @@ class Forecaster:
                                                 likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv),
                                                 x_first=float(const["x_first"].values[i]),
                                                 geometry=str(const["geometry"].values[i]) if "geometry" in const
-                                                else "shape")
+                                                else "shape",
+                                                target_accept=float(const["target_accept"].values[i])
+                                                if "target_accept" in const else s["target_accept"])
         return fc
 
 

@@ -198,25 +198,35 @@ def test_previous_budget_index_links_each_run_in_budget_order():
 def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkeypatch):
     from palm_bayes import model
 
-    def fake(rhat, ndiv, seconds, geometry):
+    def fake(rhat, ndiv, seconds, geometry, accept):
         diag = pd.DataFrame({"param": ["A_max"], "r_hat": [rhat], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
         return model.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=ndiv,
-                                    seconds=seconds, warnings=model.health_warnings(diag, ndiv), geometry=geometry)
+                                    seconds=seconds, warnings=model.health_warnings(diag, ndiv), geometry=geometry,
+                                    target_accept=accept)
 
     calls = []
 
-    def sample(self, data, key, geometry):
-        calls.append(geometry)
-        return {"shape": fake(1.05, 3, 2.0, "shape"), "levels": fake(1.002, 0, 5.0, "levels")}[geometry]
+    def sample(self, data, key, geometry, accept):
+        calls.append((geometry, accept))
+        return {("shape", 0.97): fake(1.05, 3, 2.0, "shape", 0.97),
+                ("levels", 0.97): fake(1.002, 2, 5.0, "levels", 0.97),
+                ("shape", 0.99): fake(1.03, 0, 3.0, "shape", 0.99),
+                ("levels", 0.99): fake(1.002, 0, 4.0, "levels", 0.99)}[(geometry, accept)]
 
     monkeypatch.setattr(model.PalmSampler, "_sample", sample)
     sampler = model.PalmSampler(model.SamplerSettings(geometry="auto"), backend="pymc")
     post = sampler.sample(None, ("d", "m", "x"))
-    assert calls == ["shape", "levels"] and post.geometry == "levels" and post.seconds == 7.0
-    # a healthy first run is kept without a retry
+    assert calls == [("shape", 0.97), ("levels", 0.97), ("shape", 0.99), ("levels", 0.99)]
+    assert (post.geometry, post.target_accept, post.seconds) == ("levels", 0.99, 14.0)
+    # a run that is healthy ends the ladder
     calls.clear()
-    monkeypatch.setattr(model.PalmSampler, "_sample", lambda self, d, k, g: calls.append(g) or fake(1.0, 0, 1.0, g))
-    assert sampler.sample(None, ()).geometry == "shape" and calls == ["shape"]
+    monkeypatch.setattr(model.PalmSampler, "_sample",
+                        lambda self, d, k, g, a: calls.append(g) or fake(1.0 if g == "levels" else 1.05, 0, 1.0, g, a))
+    assert sampler.sample(None, ()).geometry == "levels" and calls == ["shape", "levels"]
+    # when no run is healthy, the one with the fewest missed thresholds (then the smallest R-hat) is kept
+    monkeypatch.setattr(model.PalmSampler, "_sample", lambda self, d, k, g, a: fake(1.05 if a == 0.97 else 1.02, 1,
+                                                                                   1.0, g, a))
+    assert sampler.sample(None, ()).target_accept == 0.99
 
 
 def test_marginal_run_loglik_matches_a_dense_multivariate_normal():
