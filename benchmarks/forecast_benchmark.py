@@ -146,9 +146,10 @@ def main() -> None:
                 print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
         print(f"  per-curve final |error| (points): {sorted(per_curve, reverse=True)[:8]} ... (largest 8)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest finished worker process
-    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; peak memory {peak:.0f} MiB in this process, "
-          f"{worker:.0f} MiB in the largest worker process")
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest finished child process
+    workers = f", {worker:.0f} MiB in the largest worker process" if a.jobs > 1 or a.dask_workers else ""
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; peak memory {peak:.0f} MiB in this process"
+          + workers)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "results.json").write_text(json.dumps(
         {"results": results, "peak_mib": peak, "worker_peak_mib": worker, "settings": vars(a)}, indent=1, default=str))

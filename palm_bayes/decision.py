@@ -213,7 +213,7 @@ class CurveDraws:
     discrepancy: float = 0.0
     scale_top: float = 1.0
     seed: int = 0
-    _paths: dict = field(default_factory=dict, repr=False)
+    _paths: dict = field(default_factory=dict, init=False, repr=False)  # per horizon: (grid, mean-curve paths)
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
         """A(B) per draw (rows) and budget (columns), with the extrapolation discrepancy beyond the data."""
