@@ -4,7 +4,6 @@ forecast the budgets it went on to observe, and score the forecasts against them
 from __future__ import annotations
 
 import argparse
-import sys
 
 from palm_bayes import data
 from palm_bayes.backtest import (
@@ -18,7 +17,7 @@ from palm_bayes.errors import InputError
 from palm_bayes.outputs import OutputDir
 from palm_bayes.plot import plot_backtest
 
-from .forecast import add_fitting_flags, check_sampling_flags, forecaster_from_args, load_input, speaker
+from .forecast import add_fitting_flags, check_sampling_flags, forecaster_from_args, load_input, speaker, warn
 
 OUTPUTS = ("backtest.csv", "metrics.csv", "backtest.png")
 
@@ -61,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
         f"{df.attrs['scale']}s; {args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     bt = cross_validation(df, lambda: forecaster_from_args(args), args.cutoffs, args.cutoff_fractions, level=level,
                           progress=lambda i, k, label: say(f"cutoff {label} ({i}/{k}): fitting the pilots"))
-    for note in bt.attrs["notes"]:
-        print(f"palm-bayes: warning: {note}", file=sys.stderr)
+    warn(bt.attrs["notes"])
     metrics = performance_metrics(bt, level=level)
     out.write_csv("backtest.csv", bt)
     out.write_csv("metrics.csv", metrics)

@@ -112,9 +112,14 @@ def fit_curves(args: argparse.Namespace, df) -> Forecaster:
     """Fit every curve of ``df`` with the fitting flags; warnings about the user's prior knowledge (a ceiling
     below scores already observed) go to standard error even with ``--quiet``."""
     fc = forecaster_from_args(args).fit(df)
-    for note in fc.notes.values():
-        print(f"palm-bayes: warning: {note}", file=sys.stderr)
+    warn(fc.notes.values())
     return fc
+
+
+def warn(notes) -> None:
+    """Warnings about the user's input on standard error, even with ``--quiet``."""
+    for note in notes:
+        print(f"palm-bayes: warning: {note}", file=sys.stderr)
 
 
 def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, check_scale=None):

@@ -23,7 +23,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from .data import CURVE_KEYS, MIN_BUDGETS, iter_curves, mean_curve
+from .data import CURVE_KEYS, MIN_BUDGETS, first_budgets, iter_curves, mean_curve
 from .errors import InputError
 from .forecast import FORECAST_COLUMNS, Forecaster
 
@@ -126,18 +126,6 @@ def cutoff_budgets(df: pd.DataFrame, cutoffs: Sequence[int] | None = None,
     return plan
 
 
-def pilot_rows(df: pd.DataFrame, sizes: dict[Key, int]) -> pd.DataFrame:
-    """Each curve's rows at its first ``sizes[key]`` distinct budgets, and nothing else (the table's ``attrs``,
-    among them the score scale, are kept)."""
-    parts = []
-    for key, g in iter_curves(df):
-        keep = np.sort(g["budget"].unique())[: sizes[key]]
-        parts.append(g[g["budget"].isin(keep)])
-    out = pd.concat(parts).reset_index(drop=True)
-    out.attrs.update(df.attrs)
-    return out
-
-
 # --------------------------------------------------------------------------------------------- cross-validation
 
 
@@ -200,7 +188,7 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
     for i, (label, sizes) in enumerate(plan.items(), start=1):
         if progress:
             progress(i, len(plan), label)
-        pilot = pilot_rows(df, sizes)
+        pilot = first_budgets(df, sizes)
         fc = forecaster_factory().fit(pilot)
         notes.update({f"{label}: {n}": None for n in fc.notes.values()})
         last = {key: float(g["budget"].max()) for key, g in iter_curves(pilot)}

@@ -462,21 +462,30 @@ def pilot(df: pd.DataFrame, *, max_points: int | None = None, upto: float | None
         return df
     if max_points is not None and max_points < MIN_BUDGETS:
         raise InputError(f"--max-points {max_points}: expected at least {MIN_BUDGETS}")
-    parts = []
+    sizes = {}
     for key, g in iter_curves(df):
         budgets = np.sort(g["budget"].unique())
-        keep = budgets[:max_points] if max_points is not None else budgets[budgets <= upto]
-        if len(keep) < MIN_BUDGETS:
+        sizes[key] = min(max_points, len(budgets)) if max_points is not None else int(np.sum(budgets <= upto))
+        if sizes[key] < MIN_BUDGETS:
             flag = f"--max-points {max_points}" if max_points is not None else f"--upto {upto:g}"
-            raise InputError(f"curve {'/'.join(key)}: {flag} leaves {len(keep)} distinct budget(s) "
+            raise InputError(f"curve {'/'.join(key)}: {flag} leaves {sizes[key]} distinct budget(s) "
                              f"(expected at least {MIN_BUDGETS})")
-        parts.append(g[g["budget"].isin(keep)])
-    out = pd.concat(parts).reset_index(drop=True)
-    out.attrs.update(df.attrs)
+    out = first_budgets(df, sizes)
     rule = (f"its first {max_points} budgets (--max-points)" if max_points is not None
             else f"budgets <= {upto:g} (--upto)")
     out.attrs["notes"] = [*df.attrs.get("notes", []), f"each curve fitted on {rule}: {len(df) - len(out)} later "
                           "observation(s) left out of the fit"]
+    return out
+
+
+def first_budgets(df: pd.DataFrame, sizes: dict[tuple[str, str, str], int]) -> pd.DataFrame:
+    """Each curve's rows at its first ``sizes[key]`` distinct budgets, and nothing else (``attrs`` kept)."""
+    parts = []
+    for key, g in iter_curves(df):
+        keep = np.sort(g["budget"].unique())[: sizes[key]]
+        parts.append(g[g["budget"].isin(keep)])
+    out = pd.concat(parts).reset_index(drop=True)
+    out.attrs.update(df.attrs)
     return out
 
 

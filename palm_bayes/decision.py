@@ -31,7 +31,7 @@ import pandas as pd
 from .curve import budget_curve, budget_to_reach
 from .data import CURVE_KEYS, scale_max
 from .errors import InputError
-from .model import curve_seed, extrapolation_discrepancy
+from .model import curve_seed, with_discrepancy
 
 #: ALDA's safeguard: the upper end of the window stays this many accuracy points below A_max.
 WINDOW_CEILING_MARGIN_POINTS = 0.5
@@ -223,8 +223,7 @@ class CurveDraws:
         if self.discrepancy <= 0:
             return mu
         rng = np.random.default_rng(self.seed)  # the same paths for the same budgets, call after call
-        walk = extrapolation_discrepancy(B, self.current_budget, self.discrepancy, len(self.A_max), rng)
-        return np.clip(mu + self.scale_top * walk, 0, self.scale_top)
+        return with_discrepancy(mu, B, self.current_budget, self.discrepancy, rng, top=self.scale_top)
 
     def budget_to_reach(self, target: float, horizon: float | None = None) -> np.ndarray:
         """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ.

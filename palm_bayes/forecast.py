@@ -32,8 +32,8 @@ from .model import (
     SamplerSettings,
     curve_seed,
     diagnostics_table,
-    extrapolation_discrepancy,
     health_warnings,
+    with_discrepancy,
 )
 from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
@@ -222,7 +222,7 @@ class Forecaster:
             # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
             disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
             last = float(self.observed(key)["budget"].max())
-            mu = np.clip(mu + extrapolation_discrepancy(B[0], last, self.discrepancy, mu.shape[0], disc_rng), 0, 1)
+            mu = with_discrepancy(mu, B[0], last, self.discrepancy, disc_rng)
         if "omega" in d:
             # the mean over runs at a budget deviates from the PALM form by the misfit term
             mis_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 2)

@@ -259,6 +259,14 @@ def extrapolation_discrepancy(budgets: np.ndarray, last_budget: float, kappa: fl
     return out
 
 
+def with_discrepancy(mu: np.ndarray, budgets: np.ndarray, last_budget: float, kappa: float,
+                     rng: np.random.Generator, top: float = 1.0) -> np.ndarray:
+    """Mean-curve draws ``mu`` (draws × budgets, on a scale whose maximum is ``top``) moved by
+    :func:`extrapolation_discrepancy` and clipped to [0, top]: accuracy cannot leave its scale."""
+    walk = extrapolation_discrepancy(budgets, last_budget, kappa, mu.shape[0], rng)
+    return np.clip(mu + top * walk, 0, top)
+
+
 def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
                 n_budget_slots: int = 0, geometry: str = "shape", ar1: bool = False, marginal: bool = False):
     """The PyMC model with placeholder data (see the module docstring for the priors).
