@@ -8,7 +8,11 @@ posterior is fitted once on the pilots (the forecast task's pilot rule) and ever
 * label regret = true cost of the pick / true cost of the hindsight-best method (capped at 2), for the Bayesian
   risk-aware pick and for ALDA's pick;
 * Brier score of ``p_reach`` against whether each method truly reaches τ by the final budget, and of ALDA's
-  implicit 0/1 forecast (feasible and B_abs ≤ the final budget).
+  implicit 0/1 forecast (feasible and B_abs ≤ the final budget);
+* the ``p_cheapest`` the posterior gave the method that was in hindsight the cheapest (higher is better).
+
+With ``--posterior`` of a pooled fit (forecast_benchmark.py --pooling ceiling) the decisions come from the joint
+draws of each group.
 
     python benchmarks/decision_benchmark.py [--draws 1000 --tune 1000 --chains 4] [--out benchmarks/out/decision]
 """
@@ -61,6 +65,7 @@ def main() -> None:
                     "instead of fitting them again")
     ap.add_argument("--discrepancy", type=float, nargs="+", default=[None],
                     help="extrapolation discrepancy scale(s) to decide with (default: the model's)")
+    ap.add_argument("--pooling", default=None, help="none, ceiling or full when fitting (default: the Forecaster's)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "decision"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -80,7 +85,8 @@ def main() -> None:
         fc = Forecaster.load(a.posterior)
         assert sorted(fc.keys()) == sorted(data.curve_keys(pilot)), "the posterior is not of the AL pilots"
     else:
-        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed).fit(pilot)
+        fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed,
+                        **({"pooling": a.pooling} if a.pooling else {})).fit(pilot)
     fit_s = time.perf_counter() - t0
     for kappa in a.discrepancy:
         if kappa is not None:
@@ -115,13 +121,14 @@ def run_decisions(a, fc, full: pd.DataFrame, fit_s: float, out: Path) -> None:
                             "hindsight_best": min(costs, key=costs.get), "pick": pick[0] if pick else "",
                             "alda_pick": alda[0] if alda else "",
                             "regret_bayes": regret(pick[0] if pick else "", costs),
-                            "regret_alda": regret(alda[0] if alda else "", costs)})
+                            "regret_alda": regret(alda[0] if alda else "", costs),
+                            "p_cheapest_best": float(t.p_cheapest.get(min(costs, key=costs.get), np.nan))})
     decide_s = time.perf_counter() - t1
     rec = pd.DataFrame(records)
     br = pd.concat(briers, ignore_index=True)
     br["brier_bayes"] = (br.p_reach - br.reached) ** 2
     br["brier_alda"] = (br.alda_reach - br.reached) ** 2
-    per_f = rec.groupby("f")[["regret_bayes", "regret_alda"]].mean().join(
+    per_f = rec.groupby("f")[["regret_bayes", "regret_alda", "p_cheapest_best"]].mean().join(
         br.groupby("f")[["brier_bayes", "brier_alda"]].mean()).join(br.groupby("f").reached.mean().rename("share"))
     per_f["brier_hindsight_share"] = br.groupby("f").apply(
         lambda d: float(((d.reached.mean() - d.reached) ** 2).mean()), include_groups=False)
@@ -130,7 +137,8 @@ def run_decisions(a, fc, full: pd.DataFrame, fit_s: float, out: Path) -> None:
     print(per_f.round(3).to_string())
     mean = per_f.mean()
     print(f"\nmean: regret Bayes {mean.regret_bayes:.3f}, ALDA {mean.regret_alda:.3f}; Brier Bayes "
-          f"{mean.brier_bayes:.3f}, ALDA {mean.brier_alda:.3f}, hindsight share {mean.brier_hindsight_share:.3f}")
+          f"{mean.brier_bayes:.3f}, ALDA {mean.brier_alda:.3f}, hindsight share {mean.brier_hindsight_share:.3f}; "
+          f"P(cheapest) of the hindsight-best method {mean.p_cheapest_best:.3f}")
     print(f"fit {fit_s:.0f} s for {len(fc.keys())} curves; {len(rec)} decisions from the saved fit in {decide_s:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
     rec.to_csv(out / "decisions.csv", index=False)

@@ -45,6 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--discrepancy", type=float, default=None,
                     help="scale of the extrapolation discrepancy (default: the model's)")
+    ap.add_argument("--pooling", default=None, help="none, ceiling or full (default: the Forecaster's)")
     ap.add_argument("--jobs", type=int, default=1, help="local worker processes for the per-curve fits")
     ap.add_argument("--dask-workers", type=int, default=0,
                     help="run the fits on a Dask LocalCluster with this many worker processes")
@@ -90,6 +91,8 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
                     marginal_runs=not a.latent_runs)
     if a.discrepancy is not None:
         settings["discrepancy"] = a.discrepancy
+    if a.pooling is not None:
+        settings["pooling"] = a.pooling
     settings.update(variant or {})
     t0 = time.perf_counter()
     if a.dask_workers:

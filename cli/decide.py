@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         lines = iter(result.lines)
         for grp in result.groups:
-            print(f"{grp['dataset']} · {grp['model']}:")
+            joint = " (one joint posterior: comparisons keep the correlation)" if grp["draws"] == "joint" else ""
+            print(f"{grp['dataset']} · {grp['model']}{joint}:")
             n = int(((result.table.dataset == grp["dataset"]) & (result.table.model == grp["model"])).sum())
             for _ in range(n):
                 print("  " + next(lines))

@@ -9,11 +9,12 @@ import numpy as np
 
 from palm_bayes import data
 from palm_bayes.errors import InputError
-from palm_bayes.forecast import POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
+from palm_bayes.forecast import DEFAULT_POOLING, POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
 from palm_bayes.model import DISCREPANCY, GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.parallel import check_jobs
 from palm_bayes.plot import plot_forecasts, plot_prior_predictive
+from palm_bayes.pooling import POOLING
 
 OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
 PRIOR_FIGURE = "prior_check.png"
@@ -39,6 +40,10 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
                    help="sampler coordinates (same posterior): auto (default: re-sample a curve that misses a "
                    "health threshold in the other coordinates, then in both with smaller steps; keep the healthiest "
                    "run), shape or levels")
+    g.add_argument("--pooling", choices=POOLING, default=DEFAULT_POOLING,
+                   help=f"share information between the methods of one dataset/model: ceiling (one joint model, "
+                   f"A_max partially pooled), full (delta, alpha, beta pooled too) or none (every curve alone); "
+                   f"default {DEFAULT_POOLING}")
     g.add_argument("--a-max-below", type=float, metavar="C",
                    help="a known ceiling of A_max, on the scores' scale (e.g. the accuracy of training on the whole "
                    "pool): every posterior draw stays below it")
@@ -104,7 +109,8 @@ def forecaster_from_args(args: argparse.Namespace) -> Forecaster:
     return Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                       likelihood=args.likelihood, geometry=args.geometry, a_max_below=args.a_max_below,
                       discrepancy=DISCREPANCY if args.discrepancy is None else args.discrepancy,
-                      a_max_range=args.a_max_prior, jobs=check_jobs(args.jobs), scheduler=args.dask_scheduler,
+                      a_max_range=args.a_max_prior, pooling=args.pooling, jobs=check_jobs(args.jobs),
+                      scheduler=args.dask_scheduler,
                       progress=None if args.quiet else print_progress)
 
 

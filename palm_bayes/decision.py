@@ -328,13 +328,22 @@ def curve_decision(d: CurveDraws, s: DecisionSettings, scale: str, max_budget: f
 def p_cheapest(b_abs: np.ndarray) -> np.ndarray:
     """P(each method needs the fewest labels to reach τ) from B_abs draws shaped (methods, draws).
 
-    Draws are paired by index (the curves' posteriors are independent, so pairing them is a joint draw); methods
-    tied at the minimum share the draw; a draw in which no method reaches τ counts for none.
+    Draws are paired by index: for a pooled group (one joint posterior, :mod:`palm_bayes.pooling`) draw i of every
+    method is one joint draw, so the correlations the shared ceiling induces are kept; for curves fitted alone the
+    posteriors are independent, and pairing them by index is a joint draw as well. Methods tied at the minimum
+    share the draw; a draw in which no method reaches τ counts for none.
     """
     m = b_abs.min(axis=0)
     winners = (b_abs == m[None, :]) & np.isfinite(m)[None, :]
     share = winners / np.maximum(winners.sum(axis=0), 1)[None, :]
     return share.mean(axis=1)
+
+
+def p_first(b_abs: np.ndarray) -> np.ndarray:
+    """P(method i reaches τ with fewer labels than method j), a (methods × methods) matrix from B_abs draws shaped
+    (methods, draws) paired by index as in :func:`p_cheapest`; a draw in which i never reaches τ counts against
+    i, and ties count for neither."""
+    return (b_abs[:, None, :] < b_abs[None, :, :]).mean(axis=2)
 
 
 def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE) -> pd.DataFrame:
@@ -494,11 +503,16 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
         share = {}
         if have:
             n = min(len(b_abs_draws[k]) for k in have)  # same draw count unless curves came from different fits
-            share = dict(zip([k[2] for k in have], p_cheapest(np.stack([b_abs_draws[k][:n] for k in have])),
-                             strict=True))
+            stacked = np.stack([b_abs_draws[k][:n] for k in have])
+            share = dict(zip([k[2] for k in have], p_cheapest(stacked), strict=True))
+            first = p_first(stacked)
         g["p_cheapest"] = g.method.map(share).astype(float)
         g = bayes_select(g)
-        groups.append(_group_summary(dataset, model, g))
+        summary = _group_summary(dataset, model, g)
+        summary["draws"] = "joint" if (dataset, model) in fc.groups else "independent"
+        summary["p_first"] = ({a[2]: {b[2]: float(first[i, j]) for j, b in enumerate(have) if j != i}
+                               for i, a in enumerate(have)} if have else {})
+        groups.append(summary)
         frames.append(g)
     table = pd.concat(frames, ignore_index=True)
     table = table[DECISION_COLUMNS + DETAIL_COLUMNS]

@@ -38,11 +38,16 @@ from .model import (
 from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
+from .pooling import GROUP_PARAMS, POOLING, GroupData, GroupPosterior, sample_group
 
 #: ``forecast.csv`` starts with exactly these columns.
 FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point", "mean", "median", "lower", "upper",
                     "pred_lower", "pred_upper"]
 POSTERIOR_FILE = "posterior.nc"
+#: ``params.csv`` rows of a group's own parameters (pooled fits) carry this in the ``method`` column.
+GROUP_ROW = "(group)"
+#: Default of ``--pooling`` (chosen on the development benchmark; docs/benchmarks.md).
+DEFAULT_POOLING = "ceiling"
 Key = tuple[str, str, str]
 
 
@@ -96,8 +101,14 @@ class Forecaster:
         the PALM form by a Brownian motion in log budget, sd = κ √log(B / B_last) on the fraction scale
         (:func:`palm_bayes.model.extrapolation_discrepancy`; default set on the development sets). 0 turns it
         off: the bands then assume the PALM form holds exactly far beyond the data.
+    pooling : {"ceiling", "full", "none"}
+        How the methods of one (dataset, model) group share information (:mod:`palm_bayes.pooling`): one joint
+        model per group with A_max partially pooled (``"ceiling"``), with δ, α, β pooled too (``"full"``), or
+        every curve alone (``"none"``). A group with one method is fitted alone whatever this says. Pooled
+        fits take the Normal or Student-t likelihood, not the AR(1) and misfit terms.
     jobs : int
-        Worker processes for the per-curve fits (1: this process). Each worker compiles the model once.
+        Worker processes for the fits (1: this process): a task is one curve, or one group when pooled. Each
+        worker compiles the model once.
     scheduler : str or dask.distributed.Client, optional
         A Dask distributed scheduler's address (or a client) to run the per-curve fits on instead of local
         processes. The same seed gives the same numbers whatever ``jobs`` or ``scheduler``: each curve's seed
@@ -110,7 +121,10 @@ class Forecaster:
     Attributes
     ----------
     posteriors : dict
-        ``{(dataset, model, method): CurvePosterior}`` for every curve that sampled.
+        ``{(dataset, model, method): CurvePosterior}`` for every curve that sampled. The curves of one pooled
+        group share draw indices: draw i of each is one joint draw.
+    groups : dict
+        ``{(dataset, model): GroupPosterior}`` for every group fitted jointly (its group-level draws).
     point_fits : dict
         ``{key: PointFit}``, the robust least-squares fit of the same data.
     failures : dict
@@ -124,7 +138,7 @@ class Forecaster:
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,
-                 jobs: int = 1, scheduler=None,
+                 pooling: str = DEFAULT_POOLING, jobs: int = 1, scheduler=None,
                  backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
@@ -133,6 +147,9 @@ class Forecaster:
         self.a_max_below = None if a_max_below is None else float(a_max_below)
         self.a_max_range = None if a_max_range is None else tuple(float(v) for v in a_max_range)
         self.discrepancy = float(discrepancy)
+        if pooling not in POOLING:
+            raise InputError(f"--pooling {pooling}: expected one of {', '.join(POOLING)}")
+        self.pooling = pooling
         self.jobs = jobs
         self.scheduler = scheduler
         self.backend = backend
@@ -141,6 +158,7 @@ class Forecaster:
         self.posteriors: dict[Key, CurvePosterior] = {}
         self.point_fits: dict[Key, PointFit] = {}
         self.failures: dict[Key, str] = {}
+        self.groups: dict[tuple[str, str], GroupPosterior] = {}
         self.history: pd.DataFrame | None = None
         self.scale: str | None = None
 
@@ -160,16 +178,24 @@ class Forecaster:
         if self.scheduler is not None or self.jobs > 1:
             settings = replace(settings, cores=1 if self.scheduler is not None
                                else max(1, available_cores() // self.jobs))
-        tasks = [CurveTask(key, rows[["run", "budget", "score"]].reset_index(drop=True), self.scale, settings,
-                           self.backend, prior) for key, rows in iter_curves(df)]
+        tasks = fit_tasks(df, self.scale, settings, self.backend, prior, self.pooling)
+        s = self.settings
+        if any(t.pooling != "none" for t in tasks) and (s.ar1 or s.misfit):
+            raise InputError(f"pooling={self.pooling!r} fits the methods of a dataset/model jointly, and the joint "
+                             "model has no AR(1) or misfit term; use pooling='none' (--pooling none) with those")
         done: dict[Key, CurveFit] = {}
-        for i, (j, result) in enumerate(run_tasks(fit_one_curve, tasks, self.jobs, self.scheduler), start=1):
-            done[tasks[j].key] = result
-            if self.progress:
-                self.progress(i, len(tasks), tasks[j].key, result.seconds)
+        n_curves, i = sum(len(t.keys) for t in tasks), 0
+        for j, result in run_tasks(fit_task, tasks, self.jobs, self.scheduler):
+            for key, fit in zip(tasks[j].keys, result.fits, strict=True):
+                done[key] = fit
+                i += 1
+                if self.progress:
+                    self.progress(i, n_curves, key, fit.seconds)
+            if result.group is not None:
+                self.groups[tasks[j].keys[0][:2]] = result.group
         f = scale_max(self.scale)
-        for task in tasks:  # stored in table order, whatever order the workers finished in
-            key, r = task.key, done[task.key]
+        for key in (k for task in tasks for k in task.keys):  # stored in table order, whatever finished first
+            r = done[key]
             self.point_fits[key] = r.point_fit
             if r.posterior is not None:
                 self.posteriors[key] = r.posterior
@@ -179,6 +205,7 @@ class Forecaster:
                 self.notes[key] = (f"--a-max-below {prior.below * f:g} is below the best observed mean "
                                    f"{r.best * f:.4g} of {'/'.join(key)}: the ceiling forces the curve under "
                                    "scores it already reached")
+        self.groups = {g: self.groups[g] for g in dict.fromkeys(k[:2] for k in self.keys()) if g in self.groups}
         return self
 
     def a_max_prior(self) -> AMaxPrior:
@@ -309,7 +336,9 @@ class Forecaster:
     def params(self, level: float = 0.9) -> pd.DataFrame:
         """Per curve and parameter: point fit, posterior mean/sd/median/interval, R-hat, ESS, divergences.
 
-        A_max, sigma and tau are on the input's score scale.
+        A_max, sigma and tau are on the input's score scale. A pooled group adds rows with ``method`` =
+        :data:`GROUP_ROW` for its own parameters: ``A_max_group`` (the group's typical ceiling, on the score
+        scale) and the learned pooling scales ``pool_sd_*`` (logit A_max, log β, η₁, log(x₁ + α) units).
         """
         rows = []
         q = [(1 - level) / 2, 1 - (1 - level) / 2]
@@ -330,6 +359,15 @@ class Forecaster:
                              r_hat=diag.r_hat, ess_bulk=diag.ess_bulk, ess_tail=diag.ess_tail,
                              divergences=post.divergences, b=post.b)
                 rows.append(r)
+        for (dataset, model), g in self.groups.items():
+            for name, v in g.draws.items():
+                d = v.reshape(-1) * (scale_max(self.scale) if name == "A_max_group" else 1.0)
+                lo, hi = np.quantile(d, q)
+                diag = g.diagnostics.set_index("param").loc[name]
+                rows.append({"dataset": dataset, "model": model, "method": GROUP_ROW, "param": name,
+                             "point": np.nan, "mean": d.mean(), "sd": d.std(), "median": np.median(d), "lower": lo,
+                             "upper": hi, "r_hat": diag.r_hat, "ess_bulk": diag.ess_bulk, "ess_tail": diag.ess_tail,
+                             "divergences": g.divergences, "b": np.nan})
         return pd.DataFrame(rows)
 
     def diagnostics(self) -> pd.DataFrame:
@@ -348,11 +386,12 @@ class Forecaster:
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
                          divergences=post.divergences, seconds=post.seconds, geometry=post.geometry,
                          target_accept=post.target_accept,
+                         pooling=self.pooling if key[:2] in self.groups else "none",
                          message="; ".join([*post.warnings, *([self.notes[key]] if key in self.notes else [])]))
             r["a_max_prior"] = prior
             rows.append(r)
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
-                "geometry", "target_accept", "a_max_prior", "message"]
+                "geometry", "target_accept", "pooling", "a_max_prior", "message"]
         return pd.DataFrame(rows, columns=cols)
 
     def loo(self) -> pd.DataFrame:
@@ -371,8 +410,10 @@ class Forecaster:
     def save(self, out: OutputDir | str | Path, name: str = POSTERIOR_FILE) -> Path:
         """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file.
 
-        Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows) and
-        ``constant_data`` (per-curve b, point fit, divergences, seconds); settings in the file's attributes.
+        Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows),
+        ``constant_data`` (per-curve b, point fit, divergences, seconds) and, for pooled fits, ``group_posterior``
+        (the group-level draws, dims group, chain, draw, with per-group divergences, seconds and target_accept);
+        settings in the file's attributes.
         """
         import xarray as xr
 
@@ -412,13 +453,15 @@ class Forecaster:
         )
         meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
                 "a_max_below": self.a_max_below, "a_max_range": self.a_max_range, "discrepancy": self.discrepancy,
-                "keys": [list(k) for k in all_keys]}
+                "pooling": self.pooling, "keys": [list(k) for k in all_keys]}
         post.attrs["palm_bayes"] = json.dumps(meta)
 
         def write(path: Path) -> None:
             post.to_netcdf(path, group="posterior", engine="h5netcdf", mode="w")
             observed.to_netcdf(path, group="observed_data", engine="h5netcdf", mode="a")
             const.to_netcdf(path, group="constant_data", engine="h5netcdf", mode="a")
+            if self.groups:
+                _groups_dataset(self.groups).to_netcdf(path, group="group_posterior", engine="h5netcdf", mode="a")
 
         return out.write_with(name, write)
 
@@ -436,13 +479,15 @@ class Forecaster:
             observed = xr.open_dataset(p, group="observed_data", engine="h5netcdf").load()
             const = xr.open_dataset(p, group="constant_data", engine="h5netcdf").load()
             meta = json.loads(post.attrs["palm_bayes"])
+            groups = (xr.open_dataset(p, group="group_posterior", engine="h5netcdf").load()
+                      if meta.get("pooling", "none") != "none" else None)
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
         s = meta["settings"]
         accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
         fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
                  a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
-                 discrepancy=meta.get("discrepancy", 0.0))
+                 discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"))
         fc.scale = meta["scale"]
         hist = observed.to_dataframe().reset_index(drop=True)
         fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
@@ -470,19 +515,23 @@ class Forecaster:
                                                 else "shape",
                                                 target_accept=float(const["target_accept"].values[i])
                                                 if "target_accept" in const else s["target_accept"])
+        if groups is not None:
+            fc.groups = _groups_from_dataset(groups, fc)
         return fc
 
 
 @dataclass(frozen=True)
-class CurveTask:
-    """One curve to fit: everything a worker process needs (picklable)."""
+class FitTask:
+    """One unit of fitting work, everything a worker process needs (picklable): one curve, or the curves of one
+    (dataset, model) group to fit jointly (``pooling`` "ceiling"/"full")."""
 
-    key: Key
-    rows: pd.DataFrame
+    keys: list[Key]
+    rows: list[pd.DataFrame]
     scale: str
     settings: SamplerSettings
     backend: str | None
     prior: AMaxPrior
+    pooling: str = "none"
 
 
 @dataclass
@@ -497,17 +546,83 @@ class CurveFit:
     best: float
 
 
-def fit_one_curve(task: CurveTask) -> CurveFit:
-    """Point fit and posterior of one curve; a sampling failure is returned as a message, not raised."""
+@dataclass
+class TaskFit:
+    """What one :class:`FitTask` gave: a :class:`CurveFit` per key, and the group posterior of a joint fit."""
+
+    fits: list[CurveFit]
+    group: GroupPosterior | None = None
+
+
+def fit_tasks(df: pd.DataFrame, scale: str, settings: SamplerSettings, backend: str | None, prior: AMaxPrior,
+              pooling: str) -> list[FitTask]:
+    """The fitting work for a tidy table: one task per curve, or per (dataset, model) group of two or more
+    methods when pooled (a one-method group is a curve task: the single-curve model)."""
+    curves = [(key, rows[["run", "budget", "score"]].reset_index(drop=True)) for key, rows in iter_curves(df)]
+    if pooling == "none":
+        return [FitTask([k], [r], scale, settings, backend, prior) for k, r in curves]
+    groups: dict[tuple[str, str], list] = {}
+    for k, r in curves:
+        groups.setdefault(k[:2], []).append((k, r))
+    return [FitTask([k for k, _ in g], [r for _, r in g], scale, settings, backend, prior,
+                    pooling if len(g) > 1 else "none") for g in groups.values()]
+
+
+def fit_task(task: FitTask) -> TaskFit:
+    """Point fits and posterior(s) of one task; a sampling failure is returned as a message, not raised."""
     t0 = time.perf_counter()
-    cd = CurveData.from_rows(task.rows, task.scale, a_max_prior=task.prior)
-    point = fit_curve(task.rows, mode="robust", scale=task.scale, b=cd.b, seed=task.settings.seed)
-    posterior, failure = None, None
+    data = [CurveData.from_rows(rows, task.scale, a_max_prior=task.prior) for rows in task.rows]
+    points = [fit_curve(rows, mode="robust", scale=task.scale, b=cd.b, seed=task.settings.seed)
+              for rows, cd in zip(task.rows, data, strict=True)]
+    sampler = PalmSampler(task.settings, task.backend)
+    posteriors, group, failure = [None] * len(data), None, None
     try:
-        posterior = PalmSampler(task.settings, task.backend).sample(cd, task.key)
-    except Exception as e:  # a failed curve is reported; the others still finish
+        if task.pooling == "none":
+            posteriors = [sampler.sample(data[0], task.keys[0])]
+        else:
+            group = sample_group(sampler, GroupData.from_curves(data, task.prior), task.pooling, task.keys[0][:2])
+            posteriors = group.curves
+    except Exception as e:  # a failed curve (or group) is reported; the others still finish
         failure = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
-    return CurveFit(point, posterior, failure, time.perf_counter() - t0, cd.best)
+    seconds = (time.perf_counter() - t0) / len(data)
+    return TaskFit([CurveFit(pt, post, failure, seconds, cd.best)
+                    for pt, post, cd in zip(points, posteriors, data, strict=True)], group)
+
+
+def _groups_dataset(groups: dict[tuple[str, str], GroupPosterior]):
+    """The group-level draws of pooled fits as one xarray Dataset (dims group, chain, draw)."""
+    import xarray as xr
+
+    keys = list(groups)
+    names = list(next(iter(groups.values())).draws)
+    return xr.Dataset(
+        {**{n: (("group", "chain", "draw"), np.stack([groups[k].draws[n] for k in keys])) for n in names},
+         "divergences": ("group", [groups[k].divergences for k in keys]),
+         "seconds": ("group", [groups[k].seconds for k in keys]),
+         "target_accept": ("group", [groups[k].target_accept for k in keys])},
+        coords={"group": ["/".join(k) for k in keys], "dataset": ("group", [k[0] for k in keys]),
+                "model": ("group", [k[1] for k in keys])})
+
+
+def _groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPosterior]:
+    """Inverse of :func:`_groups_dataset`, re-linking each group to its curves' posteriors."""
+    out = {}
+    names = [n for n in GROUP_PARAMS[fc.pooling] if n in ds.data_vars]
+    for j in range(ds.sizes["group"]):
+        g = (str(ds["dataset"].values[j]), str(ds["model"].values[j]))
+        draws = {n: np.asarray(ds[n].values[j]) for n in names}
+        diag = diagnostics_table(draws)
+        curves = [p for k, p in fc.posteriors.items() if k[:2] == g]
+        for post in curves:  # a curve of a pooled group is as healthy as its group (as when it was fitted)
+            post.diagnostics = pd.concat([post.diagnostics, diag], ignore_index=True)
+            post.warnings = health_warnings(post.diagnostics, post.divergences)
+        own = pd.concat([diagnostics_table(p.draws) for p in curves] + [diag], ignore_index=True)
+        ndiv = int(ds["divergences"].values[j])
+        out[g] = GroupPosterior(curves=curves, draws=draws, diagnostics=diag, divergences=ndiv,
+                                seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,
+                                target_accept=float(ds["target_accept"].values[j]),
+                                warnings=health_warnings(own, ndiv))
+    return out
 
 
 def saved_posterior(path: str | Path) -> Path | None:

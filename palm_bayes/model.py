@@ -43,7 +43,7 @@ exactly those coordinates. There A_max, β and η₁ sit on a curved ridge (a hi
 reached and another β to fit the same points), and A_max mixed slowly (R-hat > 1.01 on about half the dev curves).
 ``geometry="levels"`` samples the same posterior in coordinates the data pin down — the curve's level at the last
 observed budget, the first level relative to it, and the share of the remaining headroom A_max adds — with the
-log-Jacobian of the change of variables added to the prior (see :func:`_levels_geometry`). It mixes A_max far
+log-Jacobian of the change of variables added to the prior (see :func:`levels_geometry`). It mixes A_max far
 better on curves still rising at the end of the pilot, but on plateaued ones (common on LCDB) the headroom
 coordinate has an extremely heavy tail (it maps to log β through a double logarithm) and chains can get stuck.
 The default ``geometry="auto"`` samples in "shape" first and, while a run misses a health threshold, again in
@@ -60,6 +60,7 @@ import logging
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -228,7 +229,7 @@ class CurvePosterior:
         return sigma * np.exp(-self.draws["gamma"].reshape(-1)[:, None] * np.log(x / self.x_first))
 
 
-def _pad_runs(n: int) -> int:
+def pad_runs(n: int) -> int:
     """Run-effect vector length: the model is compiled for 8, 16, 32, ... runs so that curves share it."""
     size = 8
     while size < n:
@@ -290,7 +291,7 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
         log_base = pm.Normal("log_base", pm.math.log(x_first + 1.0), 1.0)
         alpha = pm.Deterministic("alpha", pm.math.exp(log_base) - x_first)
         if geometry == "levels":
-            A_max, beta, eta1 = _levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last)
+            A_max, beta, eta1 = levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last)
         elif geometry == "shape":
             z_A = pm.Normal("z_A", 0.0, 1.0)
             A_max = pm.Deterministic("A_max", a_top * pm.math.sigmoid(a_mu + a_sd * z_A))
@@ -367,7 +368,8 @@ def marginal_run_loglik(resid, sd, tau, run, n_runs: int):
     return -0.5 * (n * np.log(2 * np.pi) + logdet + q - tau**2 * s2**2 / (1 + tau**2 * s1))
 
 
-def _levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last):
+def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, eta_prior=(0.0, ETA_SD),
+                    beta_prior=(0.0, BETA_SD)):
     """The same prior as ``geometry="shape"``, sampled in coordinates the data pin down.
 
     NUTS moves in (``level_last``, ``level_ratio``, ``headroom``): the logit of the curve's level at the last
@@ -377,11 +379,14 @@ def _levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last):
     posterior is exactly that of the "shape" geometry, but the first two coordinates are nearly fixed by the data
     and A_max varies (mostly) along one axis instead of a curved ridge. Levels and A_max are measured in units
     of the A_max ceiling ``a_top`` (1 unless the user knows a lower one; shares are ratios and do not change).
+
+    ``shape`` gives one set of coordinates per curve (the joint model of :mod:`palm_bayes.pooling`, whose
+    pooled priors come in as ``a_mu``/``a_sd``, ``eta_prior`` and ``beta_prior``: (mean, sd) of η₁ and log β).
     """
     import pymc as pm
     import pytensor.tensor as pt
 
-    p, q, r = pm.Flat("level_last"), pm.Flat("level_ratio"), pm.Flat("headroom")
+    p, q, r = (pm.Flat(name, shape=shape) for name in ("level_last", "level_ratio", "headroom"))
     level_last, h = pm.math.sigmoid(p), pm.math.sigmoid(r)
     A_max = level_last + (1 - level_last) * h  # in units of a_top
     pm.Deterministic("A_max", a_top * A_max)
@@ -394,8 +399,8 @@ def _levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last):
     log_beta = pt.log(gap) - pt.log(span)
     beta = pm.Deterministic("beta", pt.exp(log_beta))
     logit_A = pt.log(A_max) - pt.log1p(-A_max)
-    prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), logit_A) + pm.logp(pm.Normal.dist(0.0, ETA_SD), eta1)
-             + pm.logp(pm.Normal.dist(0.0, BETA_SD), log_beta))
+    prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), logit_A) + pm.logp(pm.Normal.dist(*eta_prior), eta1)
+             + pm.logp(pm.Normal.dist(*beta_prior), log_beta))
 
     def log_dsigmoid(v):
         return -pt.softplus(-v) - pt.softplus(v)
@@ -439,14 +444,20 @@ class PalmSampler:
              marginal: bool | None = None):
         """The model for these run/budget slots (built once per process), and its nutpie compilation."""
         geometry = geometry or self.settings.geometry
-        backend = self.backend if backend == "sampler" else backend
         marginal = self.settings.marginalised if marginal is None else marginal
-        key = (slots, self.settings.likelihood, self.settings.noise_trend, geometry, self.settings.ar1, backend,
-               marginal)
+        s = self.settings
+        key = (slots, s.likelihood, s.noise_trend, geometry, s.ar1, marginal)
+        return self.compiled(key, lambda: build_model(slots[0], s.likelihood, s.noise_trend,
+                                                      slots[1] if s.misfit else 0, geometry, s.ar1, marginal),
+                             backend)
+
+    def compiled(self, key: tuple, build: Callable, backend: str | None = "sampler") -> tuple:
+        """``(model, nutpie compilation or None)`` for the model ``build()`` makes; built once per process and
+        ``key`` (and backend)."""
+        backend = self.backend if backend == "sampler" else backend
+        key = (*key, backend)
         if key not in _COMPILED:
-            budget_slots = slots[1] if self.settings.misfit else 0
-            model = build_model(slots[0], self.settings.likelihood, self.settings.noise_trend, budget_slots,
-                                geometry, self.settings.ar1, marginal)
+            model = build()
             compiled = None
             if backend == "nutpie":
                 import nutpie
@@ -457,6 +468,27 @@ class PalmSampler:
             _COMPILED[key] = (model, compiled)
         return _COMPILED[key]
 
+    def draw(self, model, compiled, values: dict, seed: int, target_accept: float):
+        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the raw result."""
+        s = self.settings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.backend == "nutpie":
+                import nutpie
+
+                extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
+                extra.update({"cores": s.cores} if s.cores else {})
+                return nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
+                                     seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
+                                     **extra)
+            import pymc as pm
+
+            with model:
+                pm.set_data(values)
+                return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=seed,
+                                 target_accept=target_accept, progressbar=False, compute_convergence_checks=False,
+                                 cores=1)
+
     def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
         """Sample the posterior of one curve.
 
@@ -466,20 +498,13 @@ class PalmSampler:
         :data:`RETRY_TARGET_ACCEPT`). The healthiest run is kept (fewest missed thresholds, then the smaller
         worst R-hat) and every run's time is counted.
         """
-        if self.settings.geometry != "auto":
-            return self._sample(data, key, self.settings.geometry, self.settings.target_accept)
-        tried = []
-        for geometry, accept in retry_ladder(self.settings.target_accept):
-            tried.append(self._sample(data, key, geometry, accept))
-            if not tried[-1].warnings:
-                break
-        best = min(tried, key=_health_rank)
-        best.seconds = sum(p.seconds for p in tried)
-        return best
+        s = self.settings
+        ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]
+        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept), ladder)
 
     def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float) -> CurvePosterior:
         s = self.settings
-        slots = (_pad_runs(data.n_runs), _pad_runs(data.n_budgets) if s.misfit else 0)
+        slots = (pad_runs(data.n_runs), pad_runs(data.n_budgets) if s.misfit else 0)
         model, compiled = self._get(slots, geometry)
         values = self._values(data)
         seed = curve_seed(s.seed, key)
@@ -490,25 +515,9 @@ class PalmSampler:
         names += ["omega"] if s.misfit else []
         names += ["rho"] if s.ar1 else []
         names += ["loglik_run"] if s.loo and s.marginalised else []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.backend == "nutpie":
-                import nutpie
-
-                extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
-                used = {k: v for k, v in values.items() if k != "x_last" or geometry == "levels"}
-                extra.update({"cores": s.cores} if s.cores else {})
-                result = nutpie.sample(compiled.with_data(**used), draws=s.draws, tune=s.tune, chains=s.chains,
-                                       seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
-                                       **extra)
-            else:
-                import pymc as pm
-
-                with model:
-                    pm.set_data(values)
-                    result = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=seed,
-                                       target_accept=target_accept, progressbar=False,
-                                       compute_convergence_checks=False, cores=1)
+        used = {k: v for k, v in values.items()
+                if k != "x_last" or geometry == "levels" or self.backend != "nutpie"}  # nutpie: declared data only
+        result = self.draw(model, compiled, used, seed, target_accept)
         seconds = time.perf_counter() - t0
         raw = _compat.posterior_arrays(result, names)
         loglik_run = raw.pop("loglik_run", None)
@@ -555,7 +564,7 @@ class PalmSampler:
         import pymc as pm
 
         s = self.settings
-        slots = (_pad_runs(data.n_runs), _pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
+        slots = (pad_runs(data.n_runs), pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
         model, _ = self._get(slots, geometry="shape", backend=None, marginal=False)  # the same prior, with "obs"
         x = np.asarray(x, dtype=float)
         each = np.arange(len(x), dtype="int64")
@@ -591,10 +600,18 @@ def retry_ladder(target_accept: float) -> list[tuple[str, float]]:
     return ladder
 
 
-def _health_rank(post: CurvePosterior) -> tuple:
-    """Sort key: fewer missed thresholds first (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then the smaller worst R-hat."""
-    return len(post.warnings), float(post.diagnostics.r_hat.max())
+def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
+    """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
+    healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
+    divergences, R-hat, ESS), then the smaller worst R-hat — with the seconds of every run counted."""
+    tried = []
+    for geometry, accept in ladder:
+        tried.append(attempt(geometry, accept))
+        if not tried[-1].warnings:
+            break
+    best = min(tried, key=lambda post: (len(post.warnings), float(post.diagnostics.r_hat.max())))
+    best.seconds = sum(post.seconds for post in tried)
+    return best
 
 
 def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:

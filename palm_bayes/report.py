@@ -20,6 +20,7 @@ import pandas as pd
 from . import __version__
 from .curve import PARAMETERS
 from .data import CURVE_KEYS
+from .forecast import GROUP_ROW
 from .model import ESS_MIN, RHAT_MAX
 from .plot import plot_comparison, plot_forecasts, plot_forest, plot_ppc
 
@@ -130,7 +131,8 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
     def chosen(df: pd.DataFrame) -> pd.DataFrame:
         return df[df[CURVE_KEYS].apply(tuple, axis=1).isin(keys)]
 
-    h, params, diag = chosen(fc.history), chosen(fc.params(level=level)), chosen(fc.diagnostics())
+    all_params = fc.params(level=level)
+    h, params, diag = chosen(fc.history), chosen(all_params), chosen(fc.diagnostics())
     sections = []
 
     data = Section("data", "Data")
@@ -166,6 +168,14 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
     comp = Section("comparison", "Comparison of methods")
     for dataset, model in h[["dataset", "model"]].drop_duplicates().itertuples(index=False):
         comp.text(f"{dataset} · {model}", "h3")
+        if (dataset, model) in fc.groups:
+            comp.text(f"One joint model for these methods (pooling: {fc.pooling}): their ceilings share the group's "
+                      "ceiling A_max_group, spread by pool_sd_A_max (logit units) as much as the data say; draws "
+                      "are joint, so comparisons keep the correlation.")
+            g = all_params[(all_params.dataset == dataset) & (all_params.model == model)
+                           & (all_params.method == GROUP_ROW)]
+            comp.table(_fmt(g[["param", "mean", "median", "lower", "upper", "r_hat", "ess_bulk"]].rename(
+                columns={"lower": f"lower {level:.0%}", "upper": f"upper {level:.0%}"})))
         comp.figure(_slug("compare", dataset, model), plot_comparison(fc, table, dataset, model, level=level),
                     f"{dataset} · {model}: every method's posterior median and {level:.0%} mean-curve band")
         comp.figure(_slug("forest", dataset, model), plot_forest(params, dataset, model, level=level),

@@ -9,7 +9,8 @@ from palm_bayes import data
 from palm_bayes.curve import budget_curve
 from palm_bayes.forecast import FORECAST_COLUMNS, Forecaster
 
-FAST = dict(draws=300, tune=400, chains=2, geometry="shape")  # "auto" (the default) is tested on its own
+# the single-curve model ("auto" geometry, the default, is tested on its own; pooling in test_pooling.py)
+FAST = dict(draws=300, tune=400, chains=2, geometry="shape", pooling="none")
 
 
 @pytest.fixture(scope="module")

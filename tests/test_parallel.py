@@ -9,7 +9,7 @@ from palm_bayes.errors import InputError
 from palm_bayes.forecast import Forecaster
 from palm_bayes.parallel import check_jobs
 
-FAST = dict(draws=200, tune=300, chains=2, geometry="shape", seed=4)
+FAST = dict(draws=200, tune=300, chains=2, geometry="shape", seed=4, pooling="none")  # a task per curve
 
 
 @pytest.fixture(scope="module")
