@@ -453,7 +453,7 @@ class Forecaster:
         )
         meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
                 "a_max_below": self.a_max_below, "a_max_range": self.a_max_range, "discrepancy": self.discrepancy,
-                "pooling": self.pooling, "keys": [list(k) for k in all_keys]}
+                "pooling": self.pooling, "joint_groups": len(self.groups), "keys": [list(k) for k in all_keys]}
         post.attrs["palm_bayes"] = json.dumps(meta)
 
         def write(path: Path) -> None:
@@ -480,7 +480,7 @@ class Forecaster:
             const = xr.open_dataset(p, group="constant_data", engine="h5netcdf").load()
             meta = json.loads(post.attrs["palm_bayes"])
             groups = (xr.open_dataset(p, group="group_posterior", engine="h5netcdf").load()
-                      if meta.get("pooling", "none") != "none" else None)
+                      if meta.get("joint_groups") else None)
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
         s = meta["settings"]

@@ -18,7 +18,10 @@ def test_forecast_outputs_and_no_leak_past_max_points(cli, tmp_path):
     assert len(fc) == 2 * 3
     assert fc.loc[fc.budget == 100, "observed"].all() and not fc.loc[fc.budget > 120, "observed"].any()
     params = pd.read_csv(tmp_path / "a" / "params.csv")
-    assert set(params.param) == {"A_max", "delta", "alpha", "beta", "sigma", "tau", "gamma"}
+    curves = params[params.method != "(group)"]
+    assert set(curves.param) == {"A_max", "delta", "alpha", "beta", "sigma", "tau", "gamma"}
+    # the two methods of Yeast/SVC_RBF were one joint fit (--pooling ceiling, the default): the group's rows
+    assert params.loc[params.method == "(group)", "param"].tolist() == ["A_max_group", "pool_sd_A_max"]
     assert {"point", "mean", "sd", "median", "lower", "upper", "r_hat", "ess_bulk", "ess_tail",
             "divergences"} <= set(params.columns)
     # later data never reaches the fit: scramble every score after the 6th budget, same seed, same outputs

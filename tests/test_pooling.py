@@ -160,3 +160,12 @@ def test_joint_levels_coordinates_sample_the_same_posterior(pooling):
         ess = [_compat.ess(draws[g][name]) for g in ("shape", "levels")]
         se = np.sqrt(a.var() / ess[0] + b.var() / ess[1])
         assert abs(a.mean() - b.mean()) < 4 * se, (name, a.mean(), b.mean(), se)
+
+
+def test_a_pooled_fit_without_a_group_of_two_saves_and_loads(tmp_path):
+    df, _ = simulate(1, seed=9, n_budgets=6)
+    fc = Forecaster(seed=4, pooling="ceiling", **FAST).fit(df)
+    fc.save(tmp_path)
+    back = Forecaster.load(tmp_path)
+    assert back.pooling == "ceiling" and not back.groups
+    pd.testing.assert_frame_equal(back.predict(level=0.9), fc.predict(level=0.9))
