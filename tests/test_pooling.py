@@ -17,9 +17,10 @@ from palm_bayes.model import CurveData
 from palm_bayes.pooling import GroupData
 
 FAST = dict(draws=300, tune=400, chains=2, geometry="shape")  # one run per group; the retry ladder is shared
-#: Four methods heading for one ceiling: two have reached it within the pilot, two are still steep.
+#: Four methods heading for one ceiling: two have reached it within the pilot, two are still steep (about 60 %
+#: of the way at the end of the pilot).
 SHARED = [dict(A_max=0.85, delta=0.30, alpha=0.5, beta=1.0), dict(A_max=0.85, delta=0.25, alpha=1.0, beta=0.9),
-          dict(A_max=0.85, delta=0.03, alpha=0.5, beta=1.0), dict(A_max=0.85, delta=0.02, alpha=1.0, beta=1.1)]
+          dict(A_max=0.85, delta=0.10, alpha=0.5, beta=1.0), dict(A_max=0.85, delta=0.08, alpha=1.0, beta=1.1)]
 #: Four methods whose pilots show their own ceilings, far apart.
 APART = [dict(A_max=a, delta=d, alpha=0.5, beta=1.0) for a, d in ((0.95, 0.30), (0.70, 0.35), (0.90, 0.25),
                                                                   (0.60, 0.40))]
@@ -49,15 +50,19 @@ def test_pooled_ceiling_is_narrower_and_still_covers_the_truth(shared):
     _df, truth, fits = shared
     pooled, alone = a_max_intervals(fits["ceiling"]), a_max_intervals(fits["none"])
     width = {"pooled": pooled.upper - pooled.lower, "alone": alone.upper - alone.lower}
-    steep = [(k[0], k[2]) for k, (p, _, _) in truth.items() if p["delta"] < 0.1]
-    # the steep methods' ceilings are what pooling is for: every one of them gets a narrower interval ...
-    assert (width["pooled"].loc[steep] < width["alone"].loc[steep]).all(), width
-    # ... and the group as a whole does not get wider
-    assert width["pooled"].mean() < width["alone"].mean()
+    steep = [(k[0], k[2]) for k, (p, _, _) in truth.items() if p["delta"] <= 0.1]
+    true = pd.Series({(k[0], k[2]): p["A_max"] for k, (p, _, _) in truth.items()})
+    hit = {name: (t.lower <= true.loc[t.index]) & (true.loc[t.index] <= t.upper)
+           for name, t in (("pooled", pooled), ("alone", alone))}
+    # the steep methods' ceilings are what pooling is for: each gets a narrower interval, unless alone it was
+    # narrow by being wrong (the single-curve prior sits at the best pilot mean, below a steep curve's ceiling:
+    # docs/benchmarks.md, simulated groups); at the test's short chains that happens for one method in six
+    narrower_or_alone_wrong = (width["pooled"] < width["alone"]) | ~hit["alone"]
+    assert narrower_or_alone_wrong.loc[steep].all(), pd.DataFrame({**width, **hit}).loc[steep]
+    assert width["pooled"].loc[steep].mean() < width["alone"].loc[steep].mean()
+    assert width["pooled"].mean() < width["alone"].mean()  # the group as a whole does not get wider
     # 90% intervals over 12 methods (3 groups): a calibrated posterior covers at least 9 with probability > 0.97
-    covered = sum(pooled.loc[(k[0], k[2])].lower <= p["A_max"] <= pooled.loc[(k[0], k[2])].upper
-                  for k, (p, _, _) in truth.items())
-    assert covered >= 9, covered
+    assert hit["pooled"].sum() >= 9 and hit["pooled"].sum() >= hit["alone"].sum(), hit
     # each group was one joint fit, with its group-level rows in params.csv
     assert set(fits["ceiling"].groups) == {("g1", "m"), ("g2", "m"), ("g3", "m")}
     rows = fits["ceiling"].params()
@@ -117,7 +122,7 @@ def test_joint_draws_keep_the_correlation_of_a_shared_ceiling(shared):
     fc = fits["ceiling"]
     keys = [k for k in fc.keys() if k[:2] == ("g1", "m")]
     a = np.stack([fc.posteriors[k].draws["A_max"].reshape(-1) for k in keys])
-    steep = [i for i, k in enumerate(keys) if k[2] in ("c02", "c03")]
+    steep = [i for i, k in enumerate(keys) if k[2] in ("c02", "c03")]  # δ 0.10 and 0.08
     # the two steep methods learn their ceiling from the same group ceiling: their draws move together
     assert np.corrcoef(a[steep[0]], a[steep[1]])[0, 1] > 0.2
     b_abs = np.array([[1.0, 2.0, np.inf], [2.0, 2.0, np.inf]])
