@@ -13,8 +13,8 @@ they show, as much as the data say they agree.
     s_A ~ HalfNormal(POOL_SD["A_max"])                         the learned pooling scale (logit units)
 
 with C the known ceiling (1 by default); at A_max ≈ 0.85 a scale of 0.5 is about ±6 accuracy points between
-methods. s_A near 0 means one shared ceiling; a large s_A means the methods' ceilings
-differ, and each method then leans on its own data (the test suite checks both). ``A_max_group`` = C·sigmoid(μ_A)
+methods. s_A near 0 means one shared ceiling; a large s_A means the methods' ceilings differ, and each method
+then leans on its own data (the test suite checks both). ``A_max_group`` = C·sigmoid(μ_A)
 is the group's typical ceiling. δ, α, β keep each method's own single-curve priors.
 
 ``pooling="full"`` also pools the shape: log β_m, η₁_m (the share of A_max reached at the first budget) and
@@ -204,8 +204,6 @@ class GroupPosterior:
     pooling: str
     target_accept: float
     warnings: list[str] = field(default_factory=list)
-
-
 
 
 def sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple = ()) -> GroupPosterior:
