@@ -38,7 +38,7 @@ from .model import (
 from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
-from .pooling import GROUP_PARAMS, POOLING, GroupData, GroupPosterior, join_group_health, sample_group
+from .pooling import GROUP_PARAMS, POOLING, GroupData, GroupPosterior, sample_group
 
 #: ``forecast.csv`` starts with exactly these columns.
 FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point", "mean", "median", "lower", "upper",
@@ -183,28 +183,29 @@ class Forecaster:
         if any(t.pooling != "none" for t in tasks) and (s.ar1 or s.misfit):
             raise InputError(f"pooling={self.pooling!r} fits the methods of a dataset/model jointly, and the joint "
                              "model has no AR(1) or misfit term; use pooling='none' (--pooling none) with those")
-        results: dict[int, TaskFit] = {}
+        done: dict[Key, CurveFit] = {}
         n_curves, i = sum(len(t.keys) for t in tasks), 0
         for j, result in run_tasks(fit_task, tasks, self.jobs, self.scheduler):
-            results[j] = result
             for key, fit in zip(tasks[j].keys, result.fits, strict=True):
+                done[key] = fit
                 i += 1
                 if self.progress:
                     self.progress(i, n_curves, key, fit.seconds)
+            if result.group is not None:
+                self.groups[tasks[j].keys[0][:2]] = result.group
         f = scale_max(self.scale)
-        for j, task in enumerate(tasks):  # stored in table order, whatever finished first
-            if results[j].group is not None:
-                self.groups[task.keys[0][:2]] = results[j].group
-            for key, r in zip(task.keys, results[j].fits, strict=True):
-                self.point_fits[key] = r.point_fit
-                if r.posterior is not None:
-                    self.posteriors[key] = r.posterior
-                else:
-                    self.failures[key] = r.failure
-                if prior.below is not None and r.best >= prior.below:
-                    self.notes[key] = (f"--a-max-below {prior.below * f:g} is below the best observed mean "
-                                       f"{r.best * f:.4g} of {'/'.join(key)}: the ceiling forces the curve under "
-                                       "scores it already reached")
+        for key in (k for task in tasks for k in task.keys):  # stored in table order, whatever finished first
+            r = done[key]
+            self.point_fits[key] = r.point_fit
+            if r.posterior is not None:
+                self.posteriors[key] = r.posterior
+            else:
+                self.failures[key] = r.failure
+            if prior.below is not None and r.best >= prior.below:
+                self.notes[key] = (f"--a-max-below {prior.below * f:g} is below the best observed mean "
+                                   f"{r.best * f:.4g} of {'/'.join(key)}: the ceiling forces the curve under "
+                                   "scores it already reached")
+        self.groups = {g: self.groups[g] for g in dict.fromkeys(k[:2] for k in self.keys()) if g in self.groups}
         return self
 
     def a_max_prior(self) -> AMaxPrior:
@@ -612,11 +613,15 @@ def _groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPoste
         draws = {n: np.asarray(ds[n].values[j]) for n in names}
         diag = diagnostics_table(draws)
         curves = [p for k, p in fc.posteriors.items() if k[:2] == g]
+        for post in curves:  # a curve of a pooled group is as healthy as its group (as when it was fitted)
+            post.diagnostics = pd.concat([post.diagnostics, diag], ignore_index=True)
+            post.warnings = health_warnings(post.diagnostics, post.divergences)
+        own = pd.concat([diagnostics_table(p.draws) for p in curves] + [diag], ignore_index=True)
         ndiv = int(ds["divergences"].values[j])
         out[g] = GroupPosterior(curves=curves, draws=draws, diagnostics=diag, divergences=ndiv,
                                 seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,
                                 target_accept=float(ds["target_accept"].values[j]),
-                                warnings=join_group_health(curves, diag, ndiv))
+                                warnings=health_warnings(own, ndiv))
     return out
 
 

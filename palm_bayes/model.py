@@ -469,9 +469,7 @@ class PalmSampler:
         return _COMPILED[key]
 
     def draw(self, model, compiled, values: dict, seed: int, target_accept: float):
-        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the raw result.
-        nutpie's compilation keeps only the data the log density uses (e.g. no ``x_last`` in the "shape"
-        geometry), so values of data it dropped are left out."""
+        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the raw result."""
         s = self.settings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -480,8 +478,7 @@ class PalmSampler:
 
                 extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
                 extra.update({"cores": s.cores} if s.cores else {})
-                used = {k: v for k, v in values.items() if k in compiled.shared_data}  # nutpie keeps only data
-                return nutpie.sample(compiled.with_data(**used), draws=s.draws, tune=s.tune, chains=s.chains,
+                return nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
                                      seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
                                      **extra)
             import pymc as pm
@@ -518,7 +515,9 @@ class PalmSampler:
         names += ["omega"] if s.misfit else []
         names += ["rho"] if s.ar1 else []
         names += ["loglik_run"] if s.loo and s.marginalised else []
-        result = self.draw(model, compiled, values, seed, target_accept)
+        used = {k: v for k, v in values.items()
+                if k != "x_last" or geometry == "levels" or self.backend != "nutpie"}  # nutpie: declared data only
+        result = self.draw(model, compiled, used, seed, target_accept)
         seconds = time.perf_counter() - t0
         raw = _compat.posterior_arrays(result, names)
         loglik_run = raw.pop("loglik_run", None)

@@ -231,30 +231,27 @@ def _sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tupl
     names += ["nu"] if s.likelihood == "student" else []
     names += ["gamma"] if s.noise_trend else []
     t0 = time.perf_counter()
-    result = sampler.draw(model, compiled, data.values(slots), curve_seed(s.seed, key), target_accept)
+    values = data.values(slots)
+    if geometry != "levels" and sampler.backend == "nutpie":
+        values.pop("x_last")  # nutpie takes only the data the model declares
+    result = sampler.draw(model, compiled, values, curve_seed(s.seed, key), target_accept)
     seconds = time.perf_counter() - t0
     raw = _compat.posterior_arrays(result, names + list(GROUP_PARAMS[pooling]))
     group = {n: raw.pop(n) for n in GROUP_PARAMS[pooling]}
     raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))
     ndiv = _compat.divergences(result)
     group_diag = diagnostics_table(group)
-    curves = []
+    curves, own = [], []
     for m, c in enumerate(data.curves):
         draws = {n: np.ascontiguousarray(v[..., m]) for n, v in raw.items()}
-        curves.append(CurvePosterior(draws=draws, b=c.b, scale=c.scale, diagnostics=diagnostics_table(draws),
-                                     divergences=ndiv, seconds=seconds / M, likelihood=s.likelihood,
-                                     x_first=c.x_first, geometry=f"joint {pooling}, {geometry}",
-                                     target_accept=target_accept))
+        own.append(diagnostics_table(draws))
+        diag = pd.concat([own[-1], group_diag], ignore_index=True)  # a curve is as healthy as its group
+        post = CurvePosterior(draws=draws, b=c.b, scale=c.scale, diagnostics=diag, divergences=ndiv,
+                              seconds=seconds / M, likelihood=s.likelihood, x_first=c.x_first,
+                              geometry=f"joint {pooling}, {geometry}",
+                              target_accept=target_accept)
+        post.warnings = health_warnings(diag, ndiv)
+        curves.append(post)
+    all_diag = pd.concat([*own, group_diag], ignore_index=True)
     return GroupPosterior(curves=curves, draws=group, diagnostics=group_diag, divergences=ndiv, seconds=seconds,
-                          pooling=pooling, target_accept=target_accept,
-                          warnings=join_group_health(curves, group_diag, ndiv))
-
-
-def join_group_health(curves: list[CurvePosterior], group_diag: pd.DataFrame, divergences: int) -> list[str]:
-    """A curve of a pooled group is as healthy as its group: append the group's diagnostics to each curve's own
-    and set each curve's warnings. Returns the group's warnings (every curve's own rows and the group's once)."""
-    own = [post.diagnostics for post in curves]
-    for post in curves:
-        post.diagnostics = pd.concat([post.diagnostics, group_diag], ignore_index=True)
-        post.warnings = health_warnings(post.diagnostics, divergences)
-    return health_warnings(pd.concat([*own, group_diag], ignore_index=True), divergences)
+                          pooling=pooling, target_accept=target_accept, warnings=health_warnings(all_diag, ndiv))
