@@ -8,13 +8,15 @@ import sys
 import numpy as np
 
 from palm_bayes import data
+from palm_bayes.discrepancy import DISCREPANCY
 from palm_bayes.errors import InputError
-from palm_bayes.forecast import DEFAULT_POOLING, POSTERIOR_FILE, Forecaster, print_progress, saved_posterior
-from palm_bayes.model import DISCREPANCY, GEOMETRIES, LIKELIHOODS
+from palm_bayes.forecast import DEFAULT_POOLING, Forecaster, print_progress
+from palm_bayes.model import GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.parallel import check_jobs
 from palm_bayes.plot import plot_forecasts, plot_prior_predictive
 from palm_bayes.pooling import POOLING
+from palm_bayes.serialize import POSTERIOR_FILE, saved_posterior
 
 OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
 PRIOR_FIGURE = "prior_check.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from palm_bayes import __version__
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with a one-line message)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    status = logging.getLogger("palm_bayes")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("palm-bayes: %(message)s"))
+    if not getattr(args, "quiet", False):  # status lines of the library ("compiling the model ...")
+        status.addHandler(handler)
+        status.setLevel(logging.INFO)
     try:
         return int(args.run(args) or 0)
     except (InputError, OutputError) as e:
@@ -38,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("palm-bayes: interrupted", file=sys.stderr)
         return 130
+    finally:
+        status.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ import pandas as pd
 
 from .curve import budget_curve, budget_to_reach
 from .data import CURVE_KEYS, scale_max
+from .discrepancy import with_discrepancy
+from .engine import curve_seed
 from .errors import InputError
-from .model import curve_seed, with_discrepancy
 
 #: ALDA's safeguard: the upper end of the window stays this many accuracy points below A_max.
 WINDOW_CEILING_MARGIN_POINTS = 0.5
@@ -198,7 +199,7 @@ class CurveDraws:
     """Posterior draws of one curve's PALM parameters (flat arrays, the input's score scale) and its data.
 
     With ``discrepancy`` κ > 0 each draw's mean curve strays from the PALM form beyond ``current_budget`` (the
-    last observed budget) by a Brownian motion in log budget (:func:`palm_bayes.model.extrapolation_discrepancy`),
+    last observed budget) by a Brownian motion in log budget (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`),
     as in the forecast bands; ``seed`` fixes its paths.
     """
 

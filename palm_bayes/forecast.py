@@ -7,43 +7,30 @@ again.
 
 from __future__ import annotations
 
-import inspect
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
 from .curve import budget_curve
 from .data import CURVE_KEYS, detect_scale, iter_curves, scale_max
+from .discrepancy import DISCREPANCY, with_discrepancy
+from .engine import CurvePosterior, PalmSampler, SamplerSettings, curve_seed
 from .errors import InputError, first_line
-from .model import (
-    DISCREPANCY,
-    PARAMS,
-    AMaxPrior,
-    CurveData,
-    CurvePosterior,
-    PalmSampler,
-    SamplerSettings,
-    curve_seed,
-    diagnostics_table,
-    health_warnings,
-    with_discrepancy,
-)
+from .model import PARAMS, AMaxPrior, CurveData
 from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
-from .pooling import GROUP_PARAMS, POOLING, GroupData, GroupPosterior, sample_group
+from .pooling import POOLING, GroupData, GroupPosterior, sample_group
+from .serialize import POSTERIOR_FILE
 
 #: ``forecast.csv`` starts with exactly these columns.
 FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point", "mean", "median", "lower", "upper",
                     "pred_lower", "pred_upper"]
-POSTERIOR_FILE = "posterior.nc"
 #: ``params.csv`` rows of a group's own parameters (pooled fits) carry this in the ``method`` column.
 GROUP_ROW = "(group)"
 #: Default of ``--pooling`` (chosen on the development benchmark; docs/benchmarks.md).
@@ -84,7 +71,7 @@ class Forecaster:
         Integrate the run offsets out analytically (exact for the Normal likelihood without AR(1) or misfit
         terms; those keep one sampled offset per run). Same posterior, fewer dimensions, no funnel.
     geometry : {"auto", "shape", "levels"}
-        Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.model`). ``"auto"`` re-samples
+        Coordinates NUTS moves in (the posterior is the same; see :mod:`palm_bayes.engine`). ``"auto"`` re-samples
         a curve that misses a health threshold in the other coordinates and keeps the healthier run.
     loo : bool
         Also estimate each curve's PSIS-LOO expected log predictive density of the fitted points (ArviZ), to
@@ -99,7 +86,7 @@ class Forecaster:
     discrepancy : float
         Scale κ of the extrapolation discrepancy: beyond the last observed budget the mean curve may stray from
         the PALM form by a Brownian motion in log budget, sd = κ √log(B / B_last) on the fraction scale
-        (:func:`palm_bayes.model.extrapolation_discrepancy`; default set on the development sets). 0 turns it
+        (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`; default set on the development sets). 0 turns it
         off: the bands then assume the PALM form holds exactly far beyond the data.
     pooling : {"ceiling", "full", "none"}
         How the methods of one (dataset, model) group share information (:mod:`palm_bayes.pooling`): one joint
@@ -408,116 +395,19 @@ class Forecaster:
     # ------------------------------------------------------------------------------------------ persistence
 
     def save(self, out: OutputDir | str | Path, name: str = POSTERIOR_FILE) -> Path:
-        """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file.
+        """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file
+        (:func:`palm_bayes.serialize.save_forecaster`); returns its path."""
+        from .serialize import save_forecaster
 
-        Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows),
-        ``constant_data`` (per-curve b, point fit, divergences, seconds) and, for pooled fits, ``group_posterior``
-        (the group-level draws, dims group, chain, draw, with per-group divergences, seconds and target_accept);
-        settings in the file's attributes.
-        """
-        import xarray as xr
-
-        out = out if isinstance(out, OutputDir) else OutputDir(out)
-        keys = [k for k in self.keys() if k in self.posteriors]
-        curve = ["/".join(k) for k in keys]
-        first = next(iter(self.posteriors.values())) if self.posteriors else None
-        names = list(first.draws) if first else list(PARAMS)
-        post = xr.Dataset(
-            {n: (("curve", "chain", "draw"), np.stack([self.posteriors[k].draws[n] for k in keys]))
-             for n in names} if keys else {},
-            coords={"curve": curve, "dataset": ("curve", [k[0] for k in keys]),
-                    "model": ("curve", [k[1] for k in keys]), "method": ("curve", [k[2] for k in keys])},
-        )
-        hist = self.history.reset_index(drop=True)
-        observed = xr.Dataset({c: ("obs", hist[c].astype(str).to_numpy() if c in (*CURVE_KEYS, "run")
-                                       else hist[c].to_numpy(dtype=float)) for c in hist.columns})
-        all_keys = self.keys()
-        const = xr.Dataset(
-            {"b": ("all_curve", [self.point_fits[k].b if k in self.point_fits else np.nan for k in all_keys]),
-             **{f"point_{p}": ("all_curve", [getattr(self.point_fits[k], p) if k in self.point_fits else np.nan
-                                            for k in all_keys]) for p in PARAM_NAMES},
-             "point_success": ("all_curve", [bool(k in self.point_fits and self.point_fits[k].success)
-                                             for k in all_keys]),
-             "divergences": ("all_curve", [self.posteriors[k].divergences if k in self.posteriors else -1
-                                           for k in all_keys]),
-             "x_first": ("all_curve", [self.posteriors[k].x_first if k in self.posteriors else np.nan
-                                       for k in all_keys]),
-             "seconds": ("all_curve", [self.posteriors[k].seconds if k in self.posteriors else np.nan
-                                       for k in all_keys]),
-             "failure": ("all_curve", [self.failures.get(k, "") for k in all_keys]),
-             "geometry": ("all_curve", [self.posteriors[k].geometry if k in self.posteriors else ""
-                                        for k in all_keys]),
-             "target_accept": ("all_curve", [self.posteriors[k].target_accept if k in self.posteriors else np.nan
-                                             for k in all_keys])},
-            coords={"all_curve": ["/".join(k) for k in all_keys]},
-        )
-        meta = {"palm_bayes_version": __version__, "scale": self.scale, "settings": asdict(self.settings),
-                "a_max_below": self.a_max_below, "a_max_range": self.a_max_range, "discrepancy": self.discrepancy,
-                "pooling": self.pooling, "joint_groups": len(self.groups), "keys": [list(k) for k in all_keys]}
-        post.attrs["palm_bayes"] = json.dumps(meta)
-
-        def write(path: Path) -> None:
-            post.to_netcdf(path, group="posterior", engine="h5netcdf", mode="w")
-            observed.to_netcdf(path, group="observed_data", engine="h5netcdf", mode="a")
-            const.to_netcdf(path, group="constant_data", engine="h5netcdf", mode="a")
-            if self.groups:
-                _groups_dataset(self.groups).to_netcdf(path, group="group_posterior", engine="h5netcdf", mode="a")
-
-        return out.write_with(name, write)
+        return save_forecaster(self, out, name)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
-        """Read a forecaster written by :meth:`save` (a ``posterior.nc`` file or the folder holding it)."""
-        import xarray as xr
+        """Read a forecaster written by :meth:`save` (a ``posterior.nc`` file or the folder holding it;
+        :func:`palm_bayes.serialize.load_forecaster`)."""
+        from .serialize import load_forecaster
 
-        p = Path(path)
-        p = p / POSTERIOR_FILE if p.is_dir() else p
-        if not p.exists():
-            raise InputError(f"{p}: no saved posterior (expected {POSTERIOR_FILE} written by palm-bayes forecast)")
-        try:
-            post = xr.open_dataset(p, group="posterior", engine="h5netcdf").load()
-            observed = xr.open_dataset(p, group="observed_data", engine="h5netcdf").load()
-            const = xr.open_dataset(p, group="constant_data", engine="h5netcdf").load()
-            meta = json.loads(post.attrs["palm_bayes"])
-            groups = (xr.open_dataset(p, group="group_posterior", engine="h5netcdf").load()
-                      if meta.get("joint_groups") else None)
-        except (OSError, KeyError, ValueError) as e:
-            raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
-        s = meta["settings"]
-        accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
-        fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
-                 a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
-                 discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"))
-        fc.scale = meta["scale"]
-        hist = observed.to_dataframe().reset_index(drop=True)
-        fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
-        for i, key in enumerate(tuple(k) for k in meta["keys"]):
-            b = float(const["b"].values[i])
-            vals = [float(const[f"point_{q}"].values[i]) for q in PARAM_NAMES]
-            if np.all(np.isfinite(vals)):
-                fc.point_fits[key] = PointFit(*vals, b=b, axis="budget", mode="robust", sse=np.nan, rmse=np.nan,
-                                              n_points=0, success=bool(const["point_success"].values[i]))
-            if str(const["failure"].values[i]):
-                fc.failures[key] = str(const["failure"].values[i])
-        position = {tuple(k): i for i, k in enumerate(meta["keys"])}
-        for j in range(post.sizes.get("curve", 0)):
-            key = (str(post["dataset"].values[j]), str(post["model"].values[j]), str(post["method"].values[j]))
-            i = position[key]
-            draws = {n: np.asarray(post[n].values[j]) for n in post.data_vars}
-            diag = diagnostics_table(draws)
-            ndiv = int(const["divergences"].values[i])
-            fc.posteriors[key] = CurvePosterior(draws=draws, b=float(const["b"].values[i]), scale=fc.scale,
-                                                diagnostics=diag, divergences=ndiv,
-                                                seconds=float(const["seconds"].values[i]),
-                                                likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv),
-                                                x_first=float(const["x_first"].values[i]),
-                                                geometry=str(const["geometry"].values[i]) if "geometry" in const
-                                                else "shape",
-                                                target_accept=float(const["target_accept"].values[i])
-                                                if "target_accept" in const else s["target_accept"])
-        if groups is not None:
-            fc.groups = _groups_from_dataset(groups, fc)
-        return fc
+        return load_forecaster(path, cls)
 
 
 @dataclass(frozen=True)
@@ -587,51 +477,6 @@ def fit_task(task: FitTask) -> TaskFit:
     seconds = (time.perf_counter() - t0) / len(data)
     return TaskFit([CurveFit(pt, post, failure, seconds, cd.best)
                     for pt, post, cd in zip(points, posteriors, data, strict=True)], group)
-
-
-def _groups_dataset(groups: dict[tuple[str, str], GroupPosterior]):
-    """The group-level draws of pooled fits as one xarray Dataset (dims group, chain, draw)."""
-    import xarray as xr
-
-    keys = list(groups)
-    names = list(next(iter(groups.values())).draws)
-    return xr.Dataset(
-        {**{n: (("group", "chain", "draw"), np.stack([groups[k].draws[n] for k in keys])) for n in names},
-         "divergences": ("group", [groups[k].divergences for k in keys]),
-         "seconds": ("group", [groups[k].seconds for k in keys]),
-         "target_accept": ("group", [groups[k].target_accept for k in keys])},
-        coords={"group": ["/".join(k) for k in keys], "dataset": ("group", [k[0] for k in keys]),
-                "model": ("group", [k[1] for k in keys])})
-
-
-def _groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPosterior]:
-    """Inverse of :func:`_groups_dataset`, re-linking each group to its curves' posteriors."""
-    out = {}
-    names = [n for n in GROUP_PARAMS[fc.pooling] if n in ds.data_vars]
-    for j in range(ds.sizes["group"]):
-        g = (str(ds["dataset"].values[j]), str(ds["model"].values[j]))
-        draws = {n: np.asarray(ds[n].values[j]) for n in names}
-        diag = diagnostics_table(draws)
-        curves = [p for k, p in fc.posteriors.items() if k[:2] == g]
-        for post in curves:  # a curve of a pooled group is as healthy as its group (as when it was fitted)
-            post.diagnostics = pd.concat([post.diagnostics, diag], ignore_index=True)
-            post.warnings = health_warnings(post.diagnostics, post.divergences)
-        own = pd.concat([diagnostics_table(p.draws) for p in curves] + [diag], ignore_index=True)
-        ndiv = int(ds["divergences"].values[j])
-        out[g] = GroupPosterior(curves=curves, draws=draws, diagnostics=diag, divergences=ndiv,
-                                seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,
-                                target_accept=float(ds["target_accept"].values[j]),
-                                warnings=health_warnings(own, ndiv))
-    return out
-
-
-def saved_posterior(path: str | Path) -> Path | None:
-    """The posterior file a path names, if it is one written by :meth:`Forecaster.save` (a ``.nc`` file, or a
-    folder holding ``posterior.nc``); ``None`` for any other input."""
-    p = Path(path)
-    if p.is_dir() and (p / POSTERIOR_FILE).is_file():
-        return p / POSTERIOR_FILE
-    return p if p.suffix == ".nc" else None
 
 
 def print_progress(i: int, n: int, key: Key, seconds: float) -> None:

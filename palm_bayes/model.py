@@ -38,36 +38,18 @@ Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
               accuracy measured after training on few labels scatters far more than after many, so one constant σ
               learned on a pilot makes later predictive bands too wide (on LCDB) or mixes misfit into noise.
 
-Sampling geometry. The prior above is stated on (z_A, log_base, log_beta, eta1); ``geometry="shape"`` samples in
-exactly those coordinates. There A_max, β and η₁ sit on a curved ridge (a higher ceiling needs a lower share
-reached and another β to fit the same points), and A_max mixed slowly (R-hat > 1.01 on about half the dev curves).
-``geometry="levels"`` samples the same posterior in coordinates the data pin down — the curve's level at the last
-observed budget, the first level relative to it, and the share of the remaining headroom A_max adds — with the
-log-Jacobian of the change of variables added to the prior (see :func:`levels_geometry`). It mixes A_max far
-better on curves still rising at the end of the pilot, but on plateaued ones (common on LCDB) the headroom
-coordinate has an extremely heavy tail (it maps to log β through a double logarithm) and chains can get stuck.
-The default ``geometry="auto"`` samples in "shape" first and, while a run misses a health threshold, again in
-"levels", then in both with smaller steps (target_accept 0.99), keeping the healthiest run
-(:meth:`PalmSampler.sample`, :func:`retry_ladder`); docs/benchmarks.md has the comparison.
-
-The model is compiled once per process (per padded run count) and re-used for every curve by swapping its data.
+The coordinates NUTS moves in (``geometry``) are :func:`build_model`'s choice too: see
+:mod:`palm_bayes.engine` for why there are two and how the default picks between them.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import time
-import warnings
-import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import _compat
-from .curve import delta_from_log_lambda, palm_curve_cloglog
+from .curve import palm_curve_cloglog
 from .data import episode_size, scale_max
 
 A_SD, ETA_SD, BETA_SD = 1.0, 1.5, 0.75
@@ -76,37 +58,6 @@ GEOMETRIES = ("shape", "levels", "auto")
 LIKELIHOODS = ("normal", "student")
 #: Posterior quantities kept per draw (fraction scale for A_max/sigma/tau).
 PARAMS = ("A_max", "delta", "alpha", "beta", "sigma", "tau")
-#: Convergence thresholds that trigger a warning.
-RHAT_MAX, ESS_MIN = 1.01, 400
-#: Scale κ of the extrapolation discrepancy (fraction scale per √(log budget ratio)); see
-#: :func:`extrapolation_discrepancy` and docs/benchmarks.md for how it was set.
-DISCREPANCY = 0.02
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """NUTS settings. ``seed`` makes every number reproducible."""
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    seed: int = 0
-    target_accept: float = 0.97
-    likelihood: str = "normal"
-    noise_trend: bool = True
-    low_rank: bool = True
-    misfit: bool = False
-    loo: bool = False
-    geometry: str = "auto"
-    ar1: bool = False
-    marginal_runs: bool = True
-    #: chains nutpie runs at once (None: one per core); set per worker when several fit curves side by side
-    cores: int | None = None
-
-    @property
-    def marginalised(self) -> bool:
-        """Whether the run offsets are integrated out analytically (Normal noise, no AR(1) or misfit term)."""
-        return self.marginal_runs and self.likelihood == "normal" and not self.ar1 and not self.misfit
 
 
 @dataclass(frozen=True)
@@ -203,31 +154,6 @@ class CurveData:
                    a_top=a_top, a_mu=a_mu, a_sd=a_sd, best=best, prev_index=prev.astype("int64"))
 
 
-@dataclass
-class CurvePosterior:
-    """Posterior draws of one curve, each shaped (chain, draw), plus sampler diagnostics."""
-
-    draws: dict[str, np.ndarray]
-    b: float
-    scale: str
-    diagnostics: pd.DataFrame
-    divergences: int
-    seconds: float
-    likelihood: str = "normal"
-    warnings: list[str] = field(default_factory=list)
-    x_first: float = 1.0
-    loo: dict | None = None
-    geometry: str = "shape"
-    target_accept: float = 0.97
-
-    def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
-        """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
-        sigma = self.draws["sigma"].reshape(-1)[:, None]
-        if "gamma" not in self.draws:
-            return np.broadcast_to(sigma, (sigma.shape[0], len(budgets)))
-        x = np.asarray(budgets, dtype=float)[None, :] / self.b
-        return sigma * np.exp(-self.draws["gamma"].reshape(-1)[:, None] * np.log(x / self.x_first))
-
 
 def pad_runs(n: int) -> int:
     """Run-effect vector length: the model is compiled for 8, 16, 32, ... runs so that curves share it."""
@@ -236,36 +162,6 @@ def pad_runs(n: int) -> int:
         size *= 2
     return size
 
-
-def extrapolation_discrepancy(budgets: np.ndarray, last_budget: float, kappa: float, n_draws: int,
-                              rng: np.random.Generator) -> np.ndarray:
-    """Draws (n_draws × budgets) of how far the true mean curve strays from the PALM form beyond the data.
-
-    Within the observed budgets the PALM form is checked by the data; beyond the last one it is an assumption,
-    and the further out the forecast, the more a real curve can depart from it (a late plateau, a late jump).
-    palm-bayes models the departure as a Brownian motion in log budget that starts at zero at the last observed
-    budget: d(B) ~ N(0, κ² · log(B / B_last)) for B > B_last, with independent increments between budgets, so a
-    trajectory stays coherent across budgets. κ is not learned from one pilot (a pilot cannot show what happens
-    after it); it was set on the development sets' held-out budgets (docs/benchmarks.md), κ = 0 turns it off.
-    """
-    B = np.asarray(budgets, dtype=float)
-    if kappa <= 0 or B.size == 0:
-        return np.zeros((n_draws, B.size))
-    order = np.argsort(B, kind="stable")
-    h = np.log(np.maximum(B[order], last_budget) / last_budget)
-    steps = np.diff(np.concatenate([[0.0], h]))
-    walk = np.cumsum(kappa * np.sqrt(steps)[None, :] * rng.standard_normal((n_draws, B.size)), axis=1)
-    out = np.empty_like(walk)
-    out[:, order] = walk
-    return out
-
-
-def with_discrepancy(mu: np.ndarray, budgets: np.ndarray, last_budget: float, kappa: float,
-                     rng: np.random.Generator, top: float = 1.0) -> np.ndarray:
-    """Mean-curve draws ``mu`` (draws × budgets, on a scale whose maximum is ``top``) moved by
-    :func:`extrapolation_discrepancy` and clipped to [0, top]: accuracy cannot leave its scale."""
-    walk = extrapolation_discrepancy(budgets, last_budget, kappa, mu.shape[0], rng)
-    return np.clip(mu + top * walk, 0, top)
 
 
 def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
@@ -413,228 +309,3 @@ def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, et
                + log_dcloglog(share_last, eta_last) - pt.log(gap))
     pm.Potential("prior_levels", prior + log_jac)
     return a_top * A_max, beta, eta1
-
-
-def curve_seed(seed: int, key: tuple) -> int:
-    """Per-curve seed from the user's seed and the curve's name: independent of curve order and of workers."""
-    return int(np.random.SeedSequence([int(seed), zlib.crc32("/".join(map(str, key)).encode())]).generate_state(1)[0])
-
-
-def has_nutpie() -> bool:
-    """Whether nutpie (the fast NUTS implementation) is installed."""
-    return importlib.util.find_spec("nutpie") is not None
-
-
-#: Process-wide cache of built (and, for nutpie, compiled) models: compiling costs 10-30 s, sampling a curve ~1 s.
-_COMPILED: dict[tuple, tuple] = {}
-
-
-class PalmSampler:
-    """Compiles the PALM model once (per run-slot count and likelihood) and samples curve after curve.
-
-    Uses nutpie when it is installed (compiled once, then ``with_data`` for each curve), PyMC's own NUTS
-    otherwise (``pm.set_data`` on one model).
-    """
-
-    def __init__(self, settings: SamplerSettings | None = None, backend: str | None = None):
-        self.settings = settings or SamplerSettings()
-        self.backend = backend or ("nutpie" if has_nutpie() else "pymc")
-
-    def _get(self, slots: tuple, geometry: str | None = None, backend: str | None = "sampler",
-             marginal: bool | None = None):
-        """The model for these run/budget slots (built once per process), and its nutpie compilation."""
-        geometry = geometry or self.settings.geometry
-        marginal = self.settings.marginalised if marginal is None else marginal
-        s = self.settings
-        key = (slots, s.likelihood, s.noise_trend, geometry, s.ar1, marginal)
-        return self.compiled(key, lambda: build_model(slots[0], s.likelihood, s.noise_trend,
-                                                      slots[1] if s.misfit else 0, geometry, s.ar1, marginal),
-                             backend)
-
-    def compiled(self, key: tuple, build: Callable, backend: str | None = "sampler") -> tuple:
-        """``(model, nutpie compilation or None)`` for the model ``build()`` makes; built once per process and
-        ``key`` (and backend)."""
-        backend = self.backend if backend == "sampler" else backend
-        key = (*key, backend)
-        if key not in _COMPILED:
-            model = build()
-            compiled = None
-            if backend == "nutpie":
-                import nutpie
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    compiled = nutpie.compile_pymc_model(model)
-            _COMPILED[key] = (model, compiled)
-        return _COMPILED[key]
-
-    def draw(self, model, compiled, values: dict, seed: int, target_accept: float):
-        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the raw result."""
-        s = self.settings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.backend == "nutpie":
-                import nutpie
-
-                extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
-                extra.update({"cores": s.cores} if s.cores else {})
-                return nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
-                                     seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
-                                     **extra)
-            import pymc as pm
-
-            with model:
-                pm.set_data(values)
-                return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=seed,
-                                 target_accept=target_accept, progressbar=False, compute_convergence_checks=False,
-                                 cores=1)
-
-    def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
-        """Sample the posterior of one curve.
-
-        With ``geometry="auto"`` a curve is sampled in the "shape" coordinates first; while a run misses a health
-        threshold the next rung of :func:`retry_ladder` is tried (the "levels" coordinates — same posterior,
-        another sampler path — then both again with smaller steps, target_accept
-        :data:`RETRY_TARGET_ACCEPT`). The healthiest run is kept (fewest missed thresholds, then the smaller
-        worst R-hat) and every run's time is counted.
-        """
-        s = self.settings
-        ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]
-        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept), ladder)
-
-    def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float) -> CurvePosterior:
-        s = self.settings
-        slots = (pad_runs(data.n_runs), pad_runs(data.n_budgets) if s.misfit else 0)
-        model, compiled = self._get(slots, geometry)
-        values = self._values(data)
-        seed = curve_seed(s.seed, key)
-        t0 = time.perf_counter()
-        names = ["A_max", "alpha", "beta", "log_lambda", "sigma", "tau"]
-        names += ["nu"] if s.likelihood == "student" else []
-        names += ["gamma"] if s.noise_trend else []
-        names += ["omega"] if s.misfit else []
-        names += ["rho"] if s.ar1 else []
-        names += ["loglik_run"] if s.loo and s.marginalised else []
-        used = {k: v for k, v in values.items()
-                if k != "x_last" or geometry == "levels" or self.backend != "nutpie"}  # nutpie: declared data only
-        result = self.draw(model, compiled, used, seed, target_accept)
-        seconds = time.perf_counter() - t0
-        raw = _compat.posterior_arrays(result, names)
-        loglik_run = raw.pop("loglik_run", None)
-        raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))
-        diag = diagnostics_table(raw)
-        ndiv = _compat.divergences(result)
-        post = CurvePosterior(draws=raw, b=data.b, scale=data.scale, diagnostics=diag, divergences=ndiv,
-                              seconds=seconds, likelihood=s.likelihood, x_first=data.x_first, geometry=geometry,
-                              target_accept=target_accept)
-        post.warnings = health_warnings(diag, ndiv)
-        if s.loo:
-            # with the offsets integrated out, a run is one observation (leave-one-run-out)
-            post.loo = (_compat.loo(loglik_run[..., :data.n_runs]) if loglik_run is not None
-                        else self._loo(model, values, result))
-        return post
-
-    def _values(self, data: CurveData) -> dict:
-        """The model's data for one curve (``pm.Data`` names → arrays), with the optional terms' indices."""
-        values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
-                  "x_last": np.asarray(data.x_last),
-                  **{k: np.asarray(getattr(data, k)) for k in ("a_top", "a_mu", "a_sd")}}
-        if self.settings.misfit:
-            values["budget_index"] = data.budget_index
-        if self.settings.ar1:
-            values["prev_index"] = data.prev_index
-        return values
-
-    @staticmethod
-    def _loo(model, values: dict, result) -> dict:
-        """PSIS-LOO of the fitted observations (ArviZ), for comparing model variants."""
-        import pymc as pm
-
-        with model, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm.set_data(values)
-            ll = pm.compute_log_likelihood(result, model=model, extend_inferencedata=False, progressbar=False)
-        return _compat.loo(ll["obs"].values)
-
-    def sample_prior(self, data: CurveData, x: np.ndarray, draws: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
-        """Prior predictive draws at episode positions ``x`` for one curve's prior (which depends on its first
-        budget and best pilot mean): ``{"mean": A(x), "run": one new run's score}``, each (draws, len(x)),
-        fraction scale. Drawn from the "shape" geometry, whose priors are explicit distributions (the "levels"
-        geometry has the same prior, written as a density on other coordinates)."""
-        import pymc as pm
-
-        s = self.settings
-        slots = (pad_runs(data.n_runs), pad_runs(max(data.n_budgets, len(x))) if s.misfit else 0)
-        model, _ = self._get(slots, geometry="shape", backend=None, marginal=False)  # the same prior, with "obs"
-        x = np.asarray(x, dtype=float)
-        each = np.arange(len(x), dtype="int64")
-        # one new run at every x: its own budget slot, and no previous score (marginal noise at each budget)
-        values = self._values(replace(data, x=x, y=np.zeros_like(x), run_index=np.zeros_like(each),
-                                      budget_index=each, prev_index=each))
-        names = ["A_max", "alpha", "beta", "log_lambda", "obs"]
-        pymc_log = logging.getLogger("pymc")
-        level, pymc_log.level = pymc_log.level, logging.WARNING  # no "Sampling: [...]" line per curve
-        try:
-            with model, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pm.set_data(values)
-                prior = pm.sample_prior_predictive(draws, var_names=names, random_seed=seed)
-        finally:
-            pymc_log.setLevel(level)
-        group = {n: np.asarray(prior["prior_predictive" if n == "obs" else "prior"][n].values).reshape(draws, -1)
-                 for n in names}
-        mean = palm_curve_cloglog(x[None, :], group["A_max"], group["log_lambda"], group["alpha"], group["beta"])
-        return {"mean": mean, "run": group["obs"]}
-
-
-#: target_accept of the last retries of ``geometry="auto"``: smaller steps remove the divergences that come from
-#: a step size too large for the posterior's curvature (on the dev sets, 7 of the 14 curves still unhealthy).
-RETRY_TARGET_ACCEPT = 0.99
-
-
-def retry_ladder(target_accept: float) -> list[tuple[str, float]]:
-    """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn, until one is healthy."""
-    ladder = [("shape", target_accept), ("levels", target_accept)]
-    if target_accept < RETRY_TARGET_ACCEPT:
-        ladder += [("shape", RETRY_TARGET_ACCEPT), ("levels", RETRY_TARGET_ACCEPT)]
-    return ladder
-
-
-def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
-    """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
-    healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then the smaller worst R-hat — with the seconds of every run counted."""
-    tried = []
-    for geometry, accept in ladder:
-        tried.append(attempt(geometry, accept))
-        if not tried[-1].warnings:
-            break
-    best = min(tried, key=lambda post: (len(post.warnings), float(post.diagnostics.r_hat.max())))
-    best.seconds = sum(post.seconds for post in tried)
-    return best
-
-
-def diagnostics_table(draws: dict[str, np.ndarray]) -> pd.DataFrame:
-    """R-hat and bulk/tail ESS per parameter from draws shaped (chain, draw)."""
-    rows = []
-    for name, d in draws.items():
-        rows.append({"param": name, "r_hat": _compat.rhat(d), "ess_bulk": _compat.ess(d, "bulk"),
-                     "ess_tail": _compat.ess(d, "tail")})
-    return pd.DataFrame(rows)
-
-
-def health_warnings(diag: pd.DataFrame, n_divergences: int) -> list[str]:
-    """Plain-language warnings when R-hat > 1.01, ESS_bulk < 400 or any divergence occurred."""
-    out = []
-    if n_divergences:
-        out.append(f"{n_divergences} divergent transition(s): the posterior may be biased; "
-                   "raise --tune or inspect the curve")
-    bad = diag[diag.r_hat > RHAT_MAX]
-    if len(bad):
-        out.append("R-hat > 1.01 for " + ", ".join(f"{r.param} ({r.r_hat:.3f})" for r in bad.itertuples())
-                   + ": chains disagree; raise --tune/--draws")
-    low = diag[diag.ess_bulk < ESS_MIN]
-    if len(low):
-        out.append("ESS_bulk < 400 for " + ", ".join(f"{r.param} ({r.ess_bulk:.0f})" for r in low.itertuples())
-                   + ": intervals are imprecise; raise --draws")
-    return out

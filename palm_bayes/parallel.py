@@ -2,7 +2,7 @@
 
 Every per-curve fit is independent and seeded from the user's seed and the curve's name, so the results do not
 depend on where or in which order they run. Each worker process builds (and compiles) the model once, on its
-first curve, and re-uses it for every further curve it gets (:data:`palm_bayes.model._COMPILED` is per process).
+first curve, and re-uses it for every further curve it gets (:data:`palm_bayes.engine._COMPILED` is per process).
 """
 
 from __future__ import annotations

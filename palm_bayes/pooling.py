@@ -20,7 +20,7 @@ is the group's typical ceiling. δ, α, β keep each method's own single-curve p
 ``pooling="full"`` also pools the shape: log β_m, η₁_m (the share of A_max reached at the first budget) and
 log(x₁ + α)_m each get a group mean and a learned scale, non-centred in the same way.
 
-Sampling. As for one curve (:mod:`palm_bayes.model`) there are two coordinate systems with the same posterior:
+Sampling. As for one curve (:mod:`palm_bayes.engine`) there are two coordinate systems with the same posterior:
 ``"shape"``, where every pooled quantity is non-centred (no funnel between a small pooling scale and the
 methods' deviations when the data say little about each method, the usual case with pilots still rising), and
 ``"levels"``, each method in the single-curve levels coordinates, where A_max, η₁ and log β are derived and their
@@ -50,23 +50,9 @@ import pandas as pd
 
 from . import _compat
 from .curve import delta_from_log_lambda, palm_curve_cloglog
-from .model import (
-    A_SD,
-    BETA_SD,
-    ETA_SD,
-    AMaxPrior,
-    CurveData,
-    CurvePosterior,
-    PalmSampler,
-    curve_seed,
-    diagnostics_table,
-    health_warnings,
-    healthiest,
-    levels_geometry,
-    marginal_run_loglik,
-    pad_runs,
-    retry_ladder,
-)
+from .diagnostics import diagnostics_table, health_warnings
+from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, retry_ladder
+from .model import A_SD, BETA_SD, ETA_SD, AMaxPrior, CurveData, levels_geometry, marginal_run_loglik, pad_runs
 
 POOLING = ("none", "ceiling", "full")
 #: HalfNormal scales of the learned pooling scales: logit A_max, log β, η₁ (cloglog share), log(x₁ + α).
@@ -193,7 +179,7 @@ def build_group_model(n_curves: int, n_run_slots: int, pooling: str = "ceiling",
 
 @dataclass
 class GroupPosterior:
-    """Posterior of one group: each curve's :class:`~palm_bayes.model.CurvePosterior` (draws aligned across
+    """Posterior of one group: each curve's :class:`~palm_bayes.engine.CurvePosterior` (draws aligned across
     curves: one joint draw per index) and the group-level draws, each shaped (chain, draw)."""
 
     curves: list[CurvePosterior]
@@ -208,7 +194,7 @@ class GroupPosterior:
 
 def sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple = ()) -> GroupPosterior:
     """Sample the joint posterior of a group. With ``geometry="auto"`` (the default) an unhealthy run is repeated
-    along :func:`~palm_bayes.model.retry_ladder` ("levels", then both with smaller steps) and the healthiest run
+    along :func:`~palm_bayes.engine.retry_ladder` ("levels", then both with smaller steps) and the healthiest run
     kept, as for one curve; otherwise one run in the given coordinates."""
     s = sampler.settings
     if s.ar1 or s.misfit:

@@ -20,8 +20,8 @@ import pandas as pd
 from . import __version__
 from .curve import PARAMETERS
 from .data import CURVE_KEYS
+from .diagnostics import ESS_MIN, RHAT_MAX
 from .forecast import GROUP_ROW
-from .model import ESS_MIN, RHAT_MAX
 from .plot import plot_comparison, plot_forecasts, plot_forest, plot_ppc
 
 #: Section ids, in order (``decision`` only with a target).

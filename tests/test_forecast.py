@@ -99,17 +99,17 @@ def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
 
 
 def test_a_failed_curve_is_reported_and_others_finish(monkeypatch):
-    from palm_bayes import model
+    from palm_bayes import engine
 
     df, _ = simulate(2, seed=3)
-    real = model.PalmSampler.sample
+    real = engine.PalmSampler.sample
 
     def flaky(self, cd, key=()):
         if key[2] == "c00":
             raise RuntimeError("sampler exploded")
         return real(self, cd, key)
 
-    monkeypatch.setattr(model.PalmSampler, "sample", flaky)
+    monkeypatch.setattr(engine.PalmSampler, "sample", flaky)
     fc = Forecaster(seed=1, **FAST).fit(df)
     assert set(fc.failures) == {("sim", "m", "c00")}
     table = fc.predict(level=0.9)
@@ -197,13 +197,13 @@ def test_previous_budget_index_links_each_run_in_budget_order():
 
 
 def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkeypatch):
-    from palm_bayes import model
+    from palm_bayes import diagnostics, engine
 
     def fake(rhat, ndiv, seconds, geometry, accept):
         diag = pd.DataFrame({"param": ["A_max"], "r_hat": [rhat], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
-        return model.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=ndiv,
-                                    seconds=seconds, warnings=model.health_warnings(diag, ndiv), geometry=geometry,
-                                    target_accept=accept)
+        return engine.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=ndiv,
+                                     seconds=seconds, warnings=diagnostics.health_warnings(diag, ndiv),
+                                     geometry=geometry, target_accept=accept)
 
     calls = []
 
@@ -214,18 +214,18 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
                 ("shape", 0.99): fake(1.03, 0, 3.0, "shape", 0.99),
                 ("levels", 0.99): fake(1.002, 0, 4.0, "levels", 0.99)}[(geometry, accept)]
 
-    monkeypatch.setattr(model.PalmSampler, "_sample", sample)
-    sampler = model.PalmSampler(model.SamplerSettings(geometry="auto"), backend="pymc")
+    monkeypatch.setattr(engine.PalmSampler, "_sample", sample)
+    sampler = engine.PalmSampler(engine.SamplerSettings(geometry="auto"), backend="pymc")
     post = sampler.sample(None, ("d", "m", "x"))
     assert calls == [("shape", 0.97), ("levels", 0.97), ("shape", 0.99), ("levels", 0.99)]
     assert (post.geometry, post.target_accept, post.seconds) == ("levels", 0.99, 14.0)
     # a run that is healthy ends the ladder
     calls.clear()
-    monkeypatch.setattr(model.PalmSampler, "_sample",
+    monkeypatch.setattr(engine.PalmSampler, "_sample",
                         lambda self, d, k, g, a: calls.append(g) or fake(1.0 if g == "levels" else 1.05, 0, 1.0, g, a))
     assert sampler.sample(None, ()).geometry == "levels" and calls == ["shape", "levels"]
     # when no run is healthy, the one with the fewest missed thresholds (then the smallest R-hat) is kept
-    monkeypatch.setattr(model.PalmSampler, "_sample", lambda self, d, k, g, a: fake(1.05 if a == 0.97 else 1.02, 1,
+    monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a: fake(1.05 if a == 0.97 else 1.02, 1,
                                                                                    1.0, g, a))
     assert sampler.sample(None, ()).target_accept == 0.99
 
@@ -297,7 +297,7 @@ def test_prior_range_quantiles_and_bad_prior_knowledge():
 
 
 def test_extrapolation_discrepancy_is_a_brownian_motion_in_log_budget():
-    from palm_bayes.model import extrapolation_discrepancy
+    from palm_bayes.discrepancy import extrapolation_discrepancy
 
     B = np.array([400.0, 50.0, 100.0, 800.0, 200.0])  # unsorted on purpose; the last observed budget is 100
     d = extrapolation_discrepancy(B, 100.0, 0.02, 200_000, np.random.default_rng(1))

@@ -1,0 +1,195 @@
+"""Saving and loading a fitted :class:`~palm_bayes.forecast.Forecaster`: one ArviZ-readable NetCDF file.
+
+Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows), ``constant_data``
+(per-curve b, point fit, divergences, seconds, geometry, target_accept) and, for pooled fits, ``group_posterior``
+(the group-level draws, dims group, chain, draw); the settings in the file's attributes. Kept apart from the
+model, as Prophet keeps ``serialize.py`` apart from its forecaster.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .data import CURVE_KEYS
+from .diagnostics import diagnostics_table, health_warnings
+from .engine import CurvePosterior, SamplerSettings
+from .errors import InputError
+from .model import PARAMS
+from .outputs import OutputDir
+from .pointfit import PARAM_NAMES, PointFit
+from .pooling import GROUP_PARAMS, GroupPosterior
+
+if TYPE_CHECKING:
+    from .forecast import Forecaster
+
+POSTERIOR_FILE = "posterior.nc"
+
+
+def save_forecaster(fc: Forecaster, out: OutputDir | str | Path, name: str = POSTERIOR_FILE) -> Path:
+    """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file.
+
+    Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows),
+    ``constant_data`` (per-curve b, point fit, divergences, seconds) and, for pooled fits, ``group_posterior``
+    (the group-level draws, dims group, chain, draw, with per-group divergences, seconds and target_accept);
+    settings in the file's attributes.
+    """
+    import xarray as xr
+
+    out = out if isinstance(out, OutputDir) else OutputDir(out)
+    keys = [k for k in fc.keys() if k in fc.posteriors]
+    curve = ["/".join(k) for k in keys]
+    first = next(iter(fc.posteriors.values())) if fc.posteriors else None
+    names = list(first.draws) if first else list(PARAMS)
+    post = xr.Dataset(
+        {n: (("curve", "chain", "draw"), np.stack([fc.posteriors[k].draws[n] for k in keys]))
+         for n in names} if keys else {},
+        coords={"curve": curve, "dataset": ("curve", [k[0] for k in keys]),
+                "model": ("curve", [k[1] for k in keys]), "method": ("curve", [k[2] for k in keys])},
+    )
+    hist = fc.history.reset_index(drop=True)
+    observed = xr.Dataset({c: ("obs", hist[c].astype(str).to_numpy() if c in (*CURVE_KEYS, "run")
+                                   else hist[c].to_numpy(dtype=float)) for c in hist.columns})
+    all_keys = fc.keys()
+    const = xr.Dataset(
+        {"b": ("all_curve", [fc.point_fits[k].b if k in fc.point_fits else np.nan for k in all_keys]),
+         **{f"point_{p}": ("all_curve", [getattr(fc.point_fits[k], p) if k in fc.point_fits else np.nan
+                                        for k in all_keys]) for p in PARAM_NAMES},
+         "point_success": ("all_curve", [bool(k in fc.point_fits and fc.point_fits[k].success)
+                                         for k in all_keys]),
+         "divergences": ("all_curve", [fc.posteriors[k].divergences if k in fc.posteriors else -1
+                                       for k in all_keys]),
+         "x_first": ("all_curve", [fc.posteriors[k].x_first if k in fc.posteriors else np.nan
+                                   for k in all_keys]),
+         "seconds": ("all_curve", [fc.posteriors[k].seconds if k in fc.posteriors else np.nan
+                                   for k in all_keys]),
+         "failure": ("all_curve", [fc.failures.get(k, "") for k in all_keys]),
+         "geometry": ("all_curve", [fc.posteriors[k].geometry if k in fc.posteriors else ""
+                                    for k in all_keys]),
+         "target_accept": ("all_curve", [fc.posteriors[k].target_accept if k in fc.posteriors else np.nan
+                                         for k in all_keys])},
+        coords={"all_curve": ["/".join(k) for k in all_keys]},
+    )
+    meta = {"palm_bayes_version": __version__, "scale": fc.scale, "settings": asdict(fc.settings),
+            "a_max_below": fc.a_max_below, "a_max_range": fc.a_max_range, "discrepancy": fc.discrepancy,
+            "pooling": fc.pooling, "joint_groups": len(fc.groups), "keys": [list(k) for k in all_keys]}
+    post.attrs["palm_bayes"] = json.dumps(meta)
+
+    def write(path: Path) -> None:
+        post.to_netcdf(path, group="posterior", engine="h5netcdf", mode="w")
+        observed.to_netcdf(path, group="observed_data", engine="h5netcdf", mode="a")
+        const.to_netcdf(path, group="constant_data", engine="h5netcdf", mode="a")
+        if fc.groups:
+            groups_dataset(fc.groups).to_netcdf(path, group="group_posterior", engine="h5netcdf", mode="a")
+
+    return out.write_with(name, write)
+
+
+def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Forecaster:
+    """Read a forecaster written by :func:`save_forecaster` (a ``posterior.nc`` file or the folder holding it) as
+    an instance of ``cls`` (:class:`~palm_bayes.forecast.Forecaster` by default)."""
+    import xarray as xr
+
+    if cls is None:
+        from .forecast import Forecaster as cls
+
+    p = Path(path)
+    p = p / POSTERIOR_FILE if p.is_dir() else p
+    if not p.exists():
+        raise InputError(f"{p}: no saved posterior (expected {POSTERIOR_FILE} written by palm-bayes forecast)")
+    try:
+        post = xr.open_dataset(p, group="posterior", engine="h5netcdf").load()
+        observed = xr.open_dataset(p, group="observed_data", engine="h5netcdf").load()
+        const = xr.open_dataset(p, group="constant_data", engine="h5netcdf").load()
+        meta = json.loads(post.attrs["palm_bayes"])
+        groups = (xr.open_dataset(p, group="group_posterior", engine="h5netcdf").load()
+                  if meta.get("joint_groups") else None)
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
+    s = meta["settings"]
+    accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
+    fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
+             a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
+             discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"))
+    fc.scale = meta["scale"]
+    hist = observed.to_dataframe().reset_index(drop=True)
+    fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
+    for i, key in enumerate(tuple(k) for k in meta["keys"]):
+        b = float(const["b"].values[i])
+        vals = [float(const[f"point_{q}"].values[i]) for q in PARAM_NAMES]
+        if np.all(np.isfinite(vals)):
+            fc.point_fits[key] = PointFit(*vals, b=b, axis="budget", mode="robust", sse=np.nan, rmse=np.nan,
+                                          n_points=0, success=bool(const["point_success"].values[i]))
+        if str(const["failure"].values[i]):
+            fc.failures[key] = str(const["failure"].values[i])
+    position = {tuple(k): i for i, k in enumerate(meta["keys"])}
+    for j in range(post.sizes.get("curve", 0)):
+        key = (str(post["dataset"].values[j]), str(post["model"].values[j]), str(post["method"].values[j]))
+        i = position[key]
+        draws = {n: np.asarray(post[n].values[j]) for n in post.data_vars}
+        diag = diagnostics_table(draws)
+        ndiv = int(const["divergences"].values[i])
+        fc.posteriors[key] = CurvePosterior(draws=draws, b=float(const["b"].values[i]), scale=fc.scale,
+                                            diagnostics=diag, divergences=ndiv,
+                                            seconds=float(const["seconds"].values[i]),
+                                            likelihood=s["likelihood"], warnings=health_warnings(diag, ndiv),
+                                            x_first=float(const["x_first"].values[i]),
+                                            geometry=str(const["geometry"].values[i]) if "geometry" in const
+                                            else "shape",
+                                            target_accept=float(const["target_accept"].values[i])
+                                            if "target_accept" in const else s["target_accept"])
+    if groups is not None:
+        fc.groups = groups_from_dataset(groups, fc)
+    return fc
+
+
+def groups_dataset(groups: dict[tuple[str, str], GroupPosterior]):
+    """The group-level draws of pooled fits as one xarray Dataset (dims group, chain, draw)."""
+    import xarray as xr
+
+    keys = list(groups)
+    names = list(next(iter(groups.values())).draws)
+    return xr.Dataset(
+        {**{n: (("group", "chain", "draw"), np.stack([groups[k].draws[n] for k in keys])) for n in names},
+         "divergences": ("group", [groups[k].divergences for k in keys]),
+         "seconds": ("group", [groups[k].seconds for k in keys]),
+         "target_accept": ("group", [groups[k].target_accept for k in keys])},
+        coords={"group": ["/".join(k) for k in keys], "dataset": ("group", [k[0] for k in keys]),
+                "model": ("group", [k[1] for k in keys])})
+
+
+def groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPosterior]:
+    """Inverse of :func:`groups_dataset`, re-linking each group to its curves' posteriors."""
+    out = {}
+    names = [n for n in GROUP_PARAMS[fc.pooling] if n in ds.data_vars]
+    for j in range(ds.sizes["group"]):
+        g = (str(ds["dataset"].values[j]), str(ds["model"].values[j]))
+        draws = {n: np.asarray(ds[n].values[j]) for n in names}
+        diag = diagnostics_table(draws)
+        curves = [p for k, p in fc.posteriors.items() if k[:2] == g]
+        for post in curves:  # a curve of a pooled group is as healthy as its group (as when it was fitted)
+            post.diagnostics = pd.concat([post.diagnostics, diag], ignore_index=True)
+            post.warnings = health_warnings(post.diagnostics, post.divergences)
+        own = pd.concat([diagnostics_table(p.draws) for p in curves] + [diag], ignore_index=True)
+        ndiv = int(ds["divergences"].values[j])
+        out[g] = GroupPosterior(curves=curves, draws=draws, diagnostics=diag, divergences=ndiv,
+                                seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,
+                                target_accept=float(ds["target_accept"].values[j]),
+                                warnings=health_warnings(own, ndiv))
+    return out
+
+
+def saved_posterior(path: str | Path) -> Path | None:
+    """The posterior file a path names, if it is one written by :func:`save_forecaster` (a ``.nc`` file, or a
+    folder holding ``posterior.nc``); ``None`` for any other input."""
+    p = Path(path)
+    if p.is_dir() and (p / POSTERIOR_FILE).is_file():
+        return p / POSTERIOR_FILE
+    return p if p.suffix == ".nc" else None

@@ -1,0 +1,65 @@
+"""The sampler engine's bookkeeping: models built and compiled once per process, phase timings, status lines."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+from palm_bayes import engine
+
+
+def test_a_model_is_compiled_once_per_key_with_a_status_line_and_timings(monkeypatch, caplog):
+    compiles = []
+    fake_nutpie = types.SimpleNamespace(compile_pymc_model=lambda model: compiles.append(model) or f"compiled {model}")
+    monkeypatch.setitem(sys.modules, "nutpie", fake_nutpie)
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    monkeypatch.setattr(engine, "TIMINGS", engine.Counter())
+    sampler = engine.PalmSampler(backend="nutpie")
+    with caplog.at_level(logging.INFO, logger="palm_bayes"):
+        first = sampler.compiled(("shape", 8), lambda: "model A")
+        again = sampler.compiled(("shape", 8), lambda: "model B")
+        other = sampler.compiled(("levels", 8), lambda: "model C")
+    assert first == again == ("model A", "compiled model A") and other == ("model C", "compiled model C")
+    assert compiles == ["model A", "model C"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "palm_bayes"]
+    assert len(lines) == 2 and "compiling the model (shape)" in lines[0] and "(levels)" in lines[1]
+    assert engine.TIMINGS["compiles"] == 2 and engine.TIMINGS["compile"] >= 0
+    # PyMC's own sampler compiles inside pm.sample: no nutpie compile and no status line
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="palm_bayes"):
+        assert engine.PalmSampler(backend="pymc").compiled(("shape", 8), lambda: "model D") == ("model D", None)
+    assert not caplog.records and engine.TIMINGS["compiles"] == 2
+
+
+def test_the_retry_ladder_counts_first_runs_and_retries(monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setattr(engine, "TIMINGS", engine.Counter())
+
+    def attempt(geometry, accept):
+        diag = pd.DataFrame({"param": ["A_max"], "r_hat": [1.0], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
+        return engine.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=0,
+                                     seconds=2.0, warnings=[] if geometry == "levels" else ["unhealthy"])
+
+    engine.healthiest(attempt, engine.retry_ladder(0.97))
+    assert (engine.TIMINGS["runs"], engine.TIMINGS["retries"]) == (1, 1)
+    assert (engine.TIMINGS["sample"], engine.TIMINGS["retry"]) == (2.0, 2.0)
+
+
+def test_library_status_lines_reach_the_terminal_unless_quiet(cli, tmp_path, monkeypatch):
+    from conftest import AL_CSV
+
+    real = engine.PalmSampler.sample
+
+    def sample(self, data, key=()):
+        engine.log.info("compiling the model (test) once for this process ...")
+        return real(self, data, key)
+
+    monkeypatch.setattr(engine.PalmSampler, "sample", sample)
+    args = ["forecast", AL_CSV, "--method", "random", "--max-points", "6", "--draws", "100", "--tune", "100",
+            "--chains", "2", "--pooling", "none"]
+    code, _, err = cli(*args, "--out", tmp_path / "a")
+    assert code == 0 and "palm-bayes: compiling the model (test)" in err
+    code, _, err = cli(*args, "--out", tmp_path / "b", "--quiet")
+    assert code == 0 and "compiling" not in err
