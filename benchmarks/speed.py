@@ -71,6 +71,7 @@ sys.path.insert(0, sys.argv[1])
 import forecast_benchmark as fb
 from palm_bayes import engine
 warnings.simplefilter("ignore")
+engine.LADDER_GEOMETRIES = tuple(sys.argv[4].split(","))
 a = fb.parse(["--sets", sys.argv[2], "--out", sys.argv[3]])
 score, _ = fb.run_set(a, sys.argv[2], fb.load_task(a.tools_dir))
 score.pop("per_curve_final_abs_err")
@@ -84,6 +85,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--method", default="random", help="the example curve to forecast")
     ap.add_argument("--sets", nargs="*", default=[], choices=["lcdb", "al"])
     ap.add_argument("--skip-reference", action="store_true", help="do not run the plain PyMC script")
+    ap.add_argument("--skip-single", action="store_true", help="only the --sets batches")
+    ap.add_argument("--ladder", default="shape,levels", help="order of the retry ladder's geometries (batches)")
     return ap.parse_args(argv)
 
 
@@ -136,10 +139,10 @@ def single(a: argparse.Namespace, tmp: Path) -> None:
 
 def batch(a: argparse.Namespace, tmp: Path) -> None:
     for name in a.sets:
-        t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"))
+        t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"), a.ladder)
         s = t["score"]
         n = s["curves_fitted"]
-        print(f"\n== {name} dev: {n} curves in one fresh process ==")
+        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder}) ==")
         print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
         print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models), build {t.get('build', 0):.1f} s,"
               f" NUTS first runs {t.get('sample', 0):.1f} s ({t.get('runs', 0)} runs),"
@@ -151,7 +154,8 @@ def batch(a: argparse.Namespace, tmp: Path) -> None:
 def main() -> None:
     a = parse()
     with tempfile.TemporaryDirectory() as tmp:
-        single(a, Path(tmp))
+        if not a.skip_single:
+            single(a, Path(tmp))
         batch(a, Path(tmp))
 
 

@@ -13,7 +13,11 @@ while a run misses a health threshold, again in "levels", then in both with smal
 keeping the healthiest run (:meth:`PalmSampler.sample`, :func:`retry_ladder`); docs/benchmarks.md has the
 comparison.
 
-The model is compiled once per process (per padded run count) and re-used for every curve by swapping its data.
+The model is compiled once per process (per padded run count and geometry) and re-used for every curve by swapping
+its data. With nutpie a compile costs 10-12 s per model on 2 cores, in every process: PyTensor caches the numba code
+of the log-density on disk, but not nutpie's C callbacks around it (docs/benchmarks.md, 2026-12-01). The first
+compile of each model is announced on the ``palm_bayes`` logger (the command line prints it) and the time of each
+phase is added to :data:`TIMINGS`.
 """
 
 from __future__ import annotations
@@ -281,12 +285,14 @@ class PalmSampler:
 RETRY_TARGET_ACCEPT = 0.99
 
 
+#: The order in which ``geometry="auto"`` tries the coordinates (at each target_accept).
+LADDER_GEOMETRIES = ("shape", "levels")
+
+
 def retry_ladder(target_accept: float) -> list[tuple[str, float]]:
     """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn, until one is healthy."""
-    ladder = [("shape", target_accept), ("levels", target_accept)]
-    if target_accept < RETRY_TARGET_ACCEPT:
-        ladder += [("shape", RETRY_TARGET_ACCEPT), ("levels", RETRY_TARGET_ACCEPT)]
-    return ladder
+    accepts = [target_accept] + ([RETRY_TARGET_ACCEPT] if target_accept < RETRY_TARGET_ACCEPT else [])
+    return [(geometry, accept) for accept in accepts for geometry in LADDER_GEOMETRIES]
 
 
 def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
