@@ -26,7 +26,7 @@ from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
 from .pooling import POOLING, GroupData, GroupPosterior, sample_group
-from .serialize import POSTERIOR_FILE
+from .serialize import POSTERIOR_FILE, load_forecaster, save_forecaster
 
 #: ``forecast.csv`` starts with exactly these columns.
 FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point", "mean", "median", "lower", "upper",
@@ -397,16 +397,12 @@ class Forecaster:
     def save(self, out: OutputDir | str | Path, name: str = POSTERIOR_FILE) -> Path:
         """Write the posterior, the fitted data and the settings to one ArviZ-readable NetCDF file
         (:func:`palm_bayes.serialize.save_forecaster`); returns its path."""
-        from .serialize import save_forecaster
-
         return save_forecaster(self, out, name)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
         """Read a forecaster written by :meth:`save` (a ``posterior.nc`` file or the folder holding it;
         :func:`palm_bayes.serialize.load_forecaster`)."""
-        from .serialize import load_forecaster
-
         return load_forecaster(path, cls)
 
 
