@@ -66,7 +66,6 @@ class SamplerSettings:
         return self.marginal_runs and self.likelihood == "normal" and not self.ar1 and not self.misfit
 
 
-
 @dataclass
 class CurvePosterior:
     """Posterior draws of one curve, each shaped (chain, draw), plus sampler diagnostics."""
@@ -93,7 +92,6 @@ class CurvePosterior:
         return sigma * np.exp(-self.draws["gamma"].reshape(-1)[:, None] * np.log(x / self.x_first))
 
 
-
 def curve_seed(seed: int, key: tuple) -> int:
     """Per-curve seed from the user's seed and the curve's name: independent of curve order and of workers."""
     return int(np.random.SeedSequence([int(seed), zlib.crc32("/".join(map(str, key)).encode())]).generate_state(1)[0])
@@ -104,7 +102,7 @@ def has_nutpie() -> bool:
     return importlib.util.find_spec("nutpie") is not None
 
 
-#: Process-wide cache of built (and, for nutpie, compiled) models: compiling costs 10-30 s, sampling a curve ~1 s.
+#: Process-wide cache of built (and, for nutpie, compiled) models: a compile costs 10-12 s, sampling a curve 1-2 s.
 _COMPILED: dict[tuple, tuple] = {}
 #: Seconds and counts of the engine's phases in this process: ``build`` / ``compile`` (and ``compiles``), ``sample``
 #: (the first run of each curve or group, ``runs``) and ``retry`` (later rungs of the retry ladder, ``retries``).

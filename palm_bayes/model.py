@@ -154,14 +154,12 @@ class CurveData:
                    a_top=a_top, a_mu=a_mu, a_sd=a_sd, best=best, prev_index=prev.astype("int64"))
 
 
-
 def pad_runs(n: int) -> int:
     """Run-effect vector length: the model is compiled for 8, 16, 32, ... runs so that curves share it."""
     size = 8
     while size < n:
         size *= 2
     return size
-
 
 
 def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: bool = True,
