@@ -25,9 +25,11 @@ demo: install
 
 # the report's browser test needs Debian's chromium and chromedriver (installed here when missing; needs root)
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "make test: installing Debian's chromium and chromium-driver with apt-get (about 100 packages, needs" \
+	       "root): tests/test_report_browser.py opens report.html in a headless browser to check its layout."; \
 	  apt-get install -y -q chromium chromium-driver || \
-	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; }; }
 
 test: install browser
 	$(BIN)/ruff check .

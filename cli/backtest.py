@@ -15,7 +15,6 @@ from palm_bayes.backtest import (
 )
 from palm_bayes.errors import InputError
 from palm_bayes.outputs import OutputDir
-from palm_bayes.plot import plot_backtest
 
 from .forecast import add_fitting_flags, check_sampling_flags, forecaster_from_args, load_input, speaker, warn
 
@@ -57,13 +56,14 @@ def run(args: argparse.Namespace) -> int:
     say = speaker(args.quiet)
     n = len(data.curve_keys(df))
     say(f"palm-bayes backtest: {n} curve(s) x {len(plan)} cutoff(s) ({', '.join(plan)}), scores as "
-        f"{df.attrs['scale']}s; {args.chains} chains x ({args.tune} tune + {args.draws} draws)")
+        f"{data.SCALE_WORDS[df.attrs['scale']]}; {args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     bt = cross_validation(df, lambda: forecaster_from_args(args), args.cutoffs, args.cutoff_fractions, level=level,
                           progress=lambda i, k, label: say(f"cutoff {label} ({i}/{k}): fitting the pilots"))
     warn(bt.attrs["notes"])
     metrics = performance_metrics(bt, level=level)
     out.write_csv("backtest.csv", bt)
     out.write_csv("metrics.csv", metrics)
+    from palm_bayes.plot import plot_backtest  # matplotlib only once there is something to draw
     out.write_figure("backtest.png", plot_backtest(metrics, scale=df.attrs["scale"], level=level))
     summary = final_budget_summary(bt)
     for line in describe(summary, df.attrs["scale"], level):

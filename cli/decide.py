@@ -7,7 +7,6 @@ import sys
 
 from palm_bayes.decision import DecisionSettings, check_settings, decide
 from palm_bayes.outputs import OutputDir
-from palm_bayes.plot import plot_decision
 
 from .forecast import add_fitting_flags, fit_or_load, speaker
 
@@ -45,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     say = speaker(args.quiet)
     fc, keys, _ = fit_or_load(args, out, say, "decide", lambda scale: check_settings(settings, scale))
     result = decide(fc, settings, keys)
+    from palm_bayes.plot import plot_decision  # matplotlib only once there is something to draw
     out.write_csv("decision.csv", result.table)
     out.write_json("decision.json", result.to_dict())
     out.write_figure("decision.png", plot_decision(result))

@@ -8,7 +8,6 @@ import pandas as pd
 
 from palm_bayes import data
 from palm_bayes.errors import InputError
-from palm_bayes.export import OUTPUT_FILES, PALM_PY_CSV_COLUMNS, params_record, write_palm_py_folder
 from palm_bayes.outputs import OutputDir
 from palm_bayes.pointfit import FIT_MODES, PalmPyOptions, fit_curve
 
@@ -56,6 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fit-mode", "--fit_mode", dest="fit_mode", choices=FIT_MODES, default="robust",
                    help="robust (default) or palm.py (PALM.py's exact procedure)")
     p.add_argument("--seed", type=int, default=0, help="seed of the robust multistart (default 0)")
+    p.add_argument("--scale", choices=data.SCALES,
+                   help="the scores' scale, fraction (0-1) or percent (0-100); default: read from the scores, "
+                   "refusing runs and curves that do not share one scale")
     p.set_defaults(run=run)
 
 
@@ -70,6 +72,8 @@ def resolve_defaults(args: argparse.Namespace) -> tuple[int | None, int | None]:
         raise InputError(f"--num_variants {variants}: expected a positive number of runs")
     if samples == 0:
         raise InputError("--num_samples 0: expected a positive number of episodes or -1 for all")
+    if args.budget_size is not None and not args.budget_size > 0:
+        raise InputError(f"--budget_size {args.budget_size:g}: expected a positive number of labels per episode")
     return variants, samples
 
 
@@ -77,9 +81,10 @@ def load(args: argparse.Namespace, variants: int | None, samples: int | None) ->
     """The tidy rows to fit, from the run layout or an input path."""
     if args.base_path:
         df = data.load_palm_runs(args.base_path, args.method, num_variants=variants, num_samples=samples,
-                                 budget_size=args.budget_size or 100.0, dataset=args.dataset, model=args.model)
+                                 budget_size=args.budget_size or 100.0, dataset=args.dataset, model=args.model,
+                                 scale=args.scale)
         return df
-    df = data.load_curves(args.input, budget_size=args.budget_size or 100.0)
+    df = data.load_curves(args.input, scale=args.scale, budget_size=args.budget_size or 100.0)
     df = data.select(df, dataset=args.dataset, model=args.model, method=args.method)
     if variants is not None:
         keep = df.groupby(data.CURVE_KEYS, sort=False)["run"].transform(
@@ -93,6 +98,7 @@ def load(args: argparse.Namespace, variants: int | None, samples: int | None) ->
 def run(args: argparse.Namespace) -> int:
     variants, samples = resolve_defaults(args)
     df = load(args, variants, samples)
+    from palm_bayes.export import OUTPUT_FILES, PALM_PY_CSV_COLUMNS, params_record, write_palm_py_folder  # matplotlib
     scale = df.attrs["scale"]
     keys = data.curve_keys(df)
     out = OutputDir(args.out_dir)
@@ -119,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"mode: {meta['mode']}")
         print(f"A_max={fit.A_max:.6f}  delta={fit.delta:.8f}  alpha={fit.alpha:.8f}  beta={fit.beta:.8f}  "
               f"rmse={fit.rmse:.4g}")
+        if fit.note:
+            print(f"warning: {fit.note}")
         if not fit.success:
             print(f"warning: the optimiser did not report convergence ({fit.message})")
         print(f"Saved → {out.path / prefixes[key]}")

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 
 from palm_bayes import data
+from palm_bayes.diagnostics import sampler_runs
 from palm_bayes.discrepancy import DISCREPANCY
 from palm_bayes.errors import InputError
 from palm_bayes.forecast import DEFAULT_POOLING, Forecaster, print_progress
 from palm_bayes.model import GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.parallel import check_jobs
-from palm_bayes.plot import plot_forecasts, plot_prior_predictive
 from palm_bayes.pooling import POOLING
 from palm_bayes.serialize import POSTERIOR_FILE, saved_posterior
 
@@ -59,6 +59,9 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the per-curve fits on this Dask distributed scheduler (e.g. tcp://host:8786; needs "
                    "pip install 'palm-bayes[dask]')")
+    g.add_argument("--scale", choices=data.SCALES,
+                   help="the scores' scale, fraction (0-1) or percent (0-100); default: read from the scores, "
+                   "refusing runs and curves that do not share one scale")
     g.add_argument("--budget-size", type=float, default=100.0,
                    help="labels per episode for PALM run folders without x values (default 100)")
     g.add_argument("--quiet", action="store_true", help="no progress or summary output")
@@ -96,7 +99,7 @@ def check_sampling_flags(args: argparse.Namespace) -> None:
 
 def load_input(args: argparse.Namespace):
     """Load, select and cut the input as the fitting flags say."""
-    df = data.load_curves(args.input, budget_size=args.budget_size)
+    df = data.load_curves(args.input, scale=args.scale, budget_size=args.budget_size)
     df = data.select(df, dataset=args.dataset, model=args.model, method=args.method)
     return data.pilot(df, max_points=args.max_points, upto=args.upto)
 
@@ -142,6 +145,9 @@ def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, che
             raise InputError(f"{args.input}: a saved posterior was fitted already; --max-points/--upto apply only "
                              "when fitting curves")
         fc = Forecaster.load(saved)
+        if args.scale is not None and args.scale != fc.scale:
+            raise InputError(f"{saved}: --scale {args.scale}, but the saved posterior was fitted on "
+                             f"{data.SCALE_WORDS[fc.scale]}")
         if args.discrepancy is not None:
             fc.discrepancy = args.discrepancy
         keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
@@ -156,7 +162,8 @@ def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, che
     if check_scale:
         check_scale(df.attrs["scale"])
     out.check(POSTERIOR_FILE)
-    say(f"palm-bayes {command}: fitting {len(data.curve_keys(df))} curve(s), scores as {df.attrs['scale']}s; "
+    say(f"palm-bayes {command}: fitting {len(data.curve_keys(df))} curve(s), scores as "
+        f"{data.SCALE_WORDS[df.attrs['scale']]}; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     fc = fit_curves(args, df)
     fc.save(out)
@@ -172,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     out.check(*OUTPUTS, *([PRIOR_FIGURE] if args.prior_check else []))
     say = speaker(args.quiet)
     n = len(data.curve_keys(df))
-    say(f"palm-bayes forecast: {n} curve(s), scores as {df.attrs['scale']}s; "
+    say(f"palm-bayes forecast: {n} curve(s), scores as {data.SCALE_WORDS[df.attrs['scale']]}; "
         f"{args.chains} chains x ({args.tune} tune + {args.draws} draws)")
     fc = fit_curves(args, df)
     table = fc.predict(budgets=args.at, level=args.level, horizon=args.horizon)
@@ -181,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     diag = fc.diagnostics()
     out.write_csv("diagnostics.csv", diag)
     fc.save(out)
+    from palm_bayes.plot import plot_forecasts, plot_prior_predictive  # matplotlib only once there is a figure
     out.write_figure("forecast.png", plot_forecasts(fc, table, level=args.level[0]))
     if args.prior_check:
         prior = {}
@@ -190,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
             budgets = np.linspace(seen.min(), top, 60)
             prior[key] = (budgets, fc.prior_draws(key, budgets))
         out.write_figure(PRIOR_FIGURE, plot_prior_predictive(fc, prior, level=args.level[0]))
-    for r in diag.itertuples():
+    for r in sampler_runs(diag).itertuples():  # one line per sampler run: a pooled group's methods share one
         if r.status != "ok":
-            say(f"{r.status}: {r.dataset}/{r.model}/{r.method}: {r.message}")
+            say(f"{r.status}: {r.label}: {r.message}")
     ok = int((diag.status == "ok").sum())
     say(f"{ok}/{n} curve(s) sampled cleanly, {int((diag.status == 'warning').sum())} with warnings, "
         f"{len(fc.failures)} failed → {out.path}")

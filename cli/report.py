@@ -6,7 +6,6 @@ import argparse
 
 from palm_bayes.decision import DecisionSettings, check_settings, decide
 from palm_bayes.outputs import OutputDir
-from palm_bayes.report import build_report, render_html, render_markdown
 
 from .forecast import add_fitting_flags, fit_or_load, speaker
 
@@ -32,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     say = speaker(args.quiet)
     fc, keys, notes = fit_or_load(args, out, say, "report",
                                   (lambda scale: check_settings(settings, scale)) if settings else None)
+    from palm_bayes.report import build_report, render_html, render_markdown  # matplotlib: after the input is read
+
     table = fc.predict(level=level, horizon=args.horizon)
     table = table[table[["dataset", "model", "method"]].apply(tuple, axis=1).isin(keys)]
     decision = decide(fc, settings, keys) if settings else None

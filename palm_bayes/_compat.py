@@ -12,22 +12,30 @@ import warnings
 
 import numpy as np
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.x announces its 1.0 refactor on import
-    import arviz as az
 
-ARVIZ_MAJOR = int(az.__version__.split(".")[0])
+@functools.cache
+def arviz():
+    """ArviZ, imported on first use: a command that refuses its input never pays its import (about 1.5 s)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.x announces its 1.0 refactor on import
+        import arviz as az
+    return az
+
+
+def arviz_major() -> int:
+    """Major version of the installed ArviZ (0: InferenceData, 1: DataTree)."""
+    return int(arviz().__version__.split(".")[0])
 
 
 def rhat(draws: np.ndarray) -> float:
     """Rank-normalised split R-hat of one scalar's draws shaped (chain, draw)."""
-    return float(az.rhat(np.asarray(draws, dtype=float)))
+    return float(arviz().rhat(np.asarray(draws, dtype=float)))
 
 
 def ess(draws: np.ndarray, method: str = "bulk") -> float:
     """Bulk or tail effective sample size of draws shaped (chain, draw)."""
-    a = np.asarray(draws, dtype=float)
-    if method == "tail" and ARVIZ_MAJOR >= 1:
+    a, az = np.asarray(draws, dtype=float), arviz()
+    if method == "tail" and arviz_major() >= 1:
         return float(az.ess(a, method="tail", prob=(0.05, 0.95)))
     return float(az.ess(a, method=method))
 
@@ -70,9 +78,10 @@ def loo(log_lik: np.ndarray) -> dict[str, float]:
     """
     arr = np.asarray(log_lik, dtype=float)
     post = {"_": np.zeros(arr.shape[:2])}
+    az = arviz()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if ARVIZ_MAJOR >= 1:
+        if arviz_major() >= 1:
             res = az.loo(az.from_dict({"posterior": post, "log_likelihood": {"obs": arr}}), pointwise=True)
             elpd, se, p = float(res.elpd), float(res.se), float(res.p)
         else:

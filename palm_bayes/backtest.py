@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .data import CURVE_KEYS, MIN_BUDGETS, first_budgets, iter_curves, mean_curve
+from .diagnostics import sampler_run_ids
 from .errors import InputError
 from .forecast import FORECAST_COLUMNS, Forecaster
 
@@ -34,7 +35,7 @@ DEFAULT_FRACTIONS = (0.25, 0.5, 0.75)
 HORIZON_BINS = (1.0, 1.5, 2.0, 3.0, 5.0, np.inf)
 #: Columns of :func:`cross_validation`'s table that precede and follow :data:`FORECAST_COLUMNS`.
 LEAD_COLUMNS = ["cutoff", "pilot_budgets", "n_budgets", "last_pilot_budget", "horizon"]
-TAIL_COLUMNS = ["truth", "n_truth_runs", "naive", "pred_cover", "status", "divergences"]
+TAIL_COLUMNS = ["truth", "n_truth_runs", "naive", "pred_cover", "status", "divergences", "sampler_run"]
 BACKTEST_COLUMNS = [*LEAD_COLUMNS, *FORECAST_COLUMNS, *TAIL_COLUMNS]
 METRIC_COLUMNS = ["cutoff", "horizon_bin", "horizon_lo", "horizon_hi", "level", "n", "mae_mean", "rmse_mean",
                   "mae_point", "rmse_point", "mae_naive", "rmse_naive", "coverage", "width", "pred_coverage",
@@ -175,8 +176,9 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
         ``horizon`` (budget ÷ last pilot budget), the ``forecast.csv`` columns (:data:`FORECAST_COLUMNS`),
         ``truth`` (mean over runs at that budget in the full data), ``n_truth_runs``, ``naive`` (the pilot's
         mean over runs at its last budget: the no-change forecast), ``pred_cover`` (share of that budget's run
-        scores inside [pred_lower, pred_upper]), and the curve fit's ``status`` (ok / warning / failed) and
-        ``divergences``. Failed curves keep their rows, with NaN posterior forecasts. ``attrs`` holds ``scale``,
+        scores inside [pred_lower, pred_upper]), and the curve fit's ``status`` (ok / warning / failed),
+        ``divergences`` and ``sampler_run`` (the methods of a pooled group share one run and its divergences).
+        Failed curves keep their rows, with NaN posterior forecasts. ``attrs`` holds ``scale``,
         ``level`` and ``notes`` (the forecasters' warnings about the user's prior knowledge, per cutoff).
     """
     if not 0 < level < 1:
@@ -204,7 +206,8 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
         out = out.merge(truth, on=[*CURVE_KEYS, "budget"], how="left", validate="many_to_one")
         out["naive"] = [naive[k] for k in keys]
         out["pred_cover"] = _pred_cover(df, out)
-        diag = fc.diagnostics()[[*CURVE_KEYS, "status", "divergences"]]
+        diag = fc.diagnostics()
+        diag = diag.assign(sampler_run=sampler_run_ids(diag))[[*CURVE_KEYS, "status", "divergences", "sampler_run"]]
         out = out.merge(diag, on=CURVE_KEYS, how="left", validate="many_to_one")
         frames.append(out)
     bt = pd.concat(frames, ignore_index=True)[BACKTEST_COLUMNS]
@@ -232,6 +235,18 @@ def _failed(rows: pd.DataFrame) -> pd.Series:
     return rows["status"].eq("failed") | rows["mean"].isna()
 
 
+def _divergences(rows: pd.DataFrame) -> int:
+    """Divergent transitions of the sampler runs behind some backtest rows, each run counted once (the methods of
+    a pooled group share a run and its count)."""
+    runs = rows.drop_duplicates(["cutoff", *_run_keys(rows)])
+    return int(np.nansum(runs["divergences"].to_numpy(dtype=float)))
+
+
+def _run_keys(rows: pd.DataFrame) -> list[str]:
+    """Columns naming a row's sampler run (tables built elsewhere may lack ``sampler_run``: one run per curve)."""
+    return ["sampler_run"] if "sampler_run" in rows else CURVE_KEYS
+
+
 def _score(rows: pd.DataFrame, level: float) -> dict:
     """Error, coverage and sampling metrics of one group of backtest rows."""
     failed = _failed(rows)
@@ -253,7 +268,7 @@ def _score(rows: pd.DataFrame, level: float) -> dict:
     m["interval_score"] = float(np.mean(interval_score(lo, hi, y, level))) if len(ok) else np.nan
     curves = rows.assign(_failed=failed).drop_duplicates(CURVE_KEYS)
     m["failed_curves"] = int(curves["_failed"].sum())
-    m["divergences"] = int(np.nansum(curves["divergences"].to_numpy(dtype=float)))
+    m["divergences"] = _divergences(rows)
     return m
 
 
@@ -316,7 +331,8 @@ def final_budget_summary(bt: pd.DataFrame) -> pd.DataFrame:
         ``scored`` (curves that sampled), ``mae_mean``, ``mae_point``, ``mae_naive`` (mean absolute error at the
         final budget, score units), ``covered_final`` (curves whose mean-curve interval held the truth at the
         final budget), ``coverage_final`` (their share), ``coverage`` (share over every later budget),
-        ``forecasts`` (later budgets scored), ``failed_curves``, ``warning_curves``, ``divergences``.
+        ``forecasts`` (later budgets scored), ``failed_curves``, ``warning_curves`` and the sampler runs they
+        came from (``warning_runs``: a pooled group is one run), ``divergences`` (counted once per run).
     """
     rows = []
     for label in dict.fromkeys(bt["cutoff"]):
@@ -343,7 +359,8 @@ def final_budget_summary(bt: pd.DataFrame) -> pd.DataFrame:
             if len(every) else np.nan,
             "forecasts": len(every), "failed_curves": int(failed.sum()),
             "warning_curves": int(final["status"].eq("warning").sum()),
-            "divergences": int(np.nansum(final["divergences"].to_numpy(dtype=float))),
+            "warning_runs": len(final.loc[final["status"].eq("warning"), _run_keys(final)].drop_duplicates()),
+            "divergences": _divergences(final),
         })
     return pd.DataFrame(rows)
 
@@ -369,7 +386,8 @@ def describe(summary: pd.DataFrame, scale: str, level: float = 0.9) -> list[str]
              f"truth {r.coverage:.0%} of the time ({r.forecasts} later budgets; {r.covered_final} of {r.scored} "
              "curves at their final budget)")
         trouble = [f"{r.failed_curves} curve(s) failed"] if r.failed_curves else []
-        trouble += [f"{r.warning_curves} curve(s) with sampler warnings"] if r.warning_curves else []
+        runs = f" from {r.warning_runs} sampler run(s)" if r.warning_runs != r.warning_curves else ""
+        trouble += [f"{r.warning_curves} curve(s) with sampler warnings{runs}"] if r.warning_curves else []
         trouble += [f"{r.divergences} divergences"] if r.divergences else []
         lines.append(s + (f"; {', '.join(trouble)}" if trouble else ""))
     return lines

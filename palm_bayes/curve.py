@@ -31,6 +31,16 @@ PARAMETERS: dict[str, str] = {
     "beta": "scalability > 0: β > 1 learning accelerates as labels accumulate, β < 1 it decelerates",
 }
 
+def on_scale(values: np.ndarray, top: float = 1.0) -> np.ndarray:
+    """Accuracy draws kept on their scale [0, ``top``]: a draw beyond an edge is set to the edge.
+
+    A Normal noise or discrepancy term can carry a draw below 0 or above the maximum score, which no run can
+    score. Setting it to the edge makes the distribution censored there, so every quantile (and every band
+    built from quantiles) lies on the scale, and a band whose tail reaches past an edge ends exactly at it.
+    """
+    return np.clip(values, 0.0, top)
+
+
 #: Guard PALM.py applies to the base of the power: ``max(x + α, 1e-8)``.
 PALM_PY_FLOOR = 1e-8
 

@@ -46,11 +46,16 @@ MIN_BUDGETS = 4
 # --------------------------------------------------------------------------------------------- scale
 
 
+SCALES = ("fraction", "percent")
+SCALE_WORDS = {"fraction": "fractions (0–1)", "percent": "percent (0–100)"}
+
+
 def detect_scale(scores: np.ndarray | pd.Series, source: str = "input") -> str:
     """Tell whether scores are fractions (0–1) or percentages (0–100).
 
     Returns ``"fraction"`` when every score lies in [0, 1], ``"percent"`` when they lie in [0, 100] and some
-    exceed 1; raises :class:`InputError` otherwise.
+    exceed 1; raises :class:`InputError` otherwise. This looks at the scores together; :func:`validate` also
+    checks that every run and every curve of a table share one scale.
     """
     s = np.asarray(scores, dtype=float)
     if s.size == 0:
@@ -77,7 +82,7 @@ def _line(index: int) -> int:
     return int(index) + 2
 
 
-def read_csv_curves(path: str | Path) -> pd.DataFrame:
+def read_csv_curves(path: str | Path, scale: str | None = None) -> pd.DataFrame:
     """Read a long CSV (``method, budget, score`` [+ ``dataset, model, run``]) or ALDA's CSV
     (``dataset, method, cumulative_budget, score``) into the tidy table, validated.
 
@@ -128,7 +133,7 @@ def read_csv_curves(path: str | Path) -> pd.DataFrame:
             raise InputError(f"{path}: line {_line(i)}: column {col} is {shown!r} (expected a finite number)")
         df[col] = values.astype(float)
     df.attrs["notes"] = [f"{path}: read as {fmt} ({len(df)} rows)"]
-    return validate(df, source=str(path))
+    return validate(df, source=str(path), scale=scale)
 
 
 # --------------------------------------------------------------------------------------------- run layout
@@ -214,6 +219,7 @@ def load_palm_runs(
     budget_size: float = 100.0,
     dataset: str | None = None,
     model: str | None = None,
+    scale: str | None = None,
     validate_result: bool = True,
 ) -> pd.DataFrame:
     """Load AL runs stored in PALM.py's layout ``BASE/<method>_<i>/plot_episode_yvalues.npy``.
@@ -232,6 +238,8 @@ def load_palm_runs(
         Labels per episode, used when a run has no ``plot_episode_xvalues.npy``: budget = episode × b.
     dataset, model : str, optional
         Curve labels; default to the names of ``base_path``'s parent and of ``base_path`` itself.
+    scale : {"fraction", "percent"}, optional
+        The scores' scale; default: read from the scores (see :func:`check_scale`).
     """
     base = Path(base_path)
     if not base.exists():
@@ -279,10 +287,10 @@ def load_palm_runs(
     df = pd.concat(frames, ignore_index=True)
     df.attrs["notes"] = notes
     df.attrs["run_files"] = run_files
-    return validate(df, source=str(base)) if validate_result else df
+    return validate(df, source=str(base), scale=scale) if validate_result else df
 
 
-def load_run_tree(root: str | Path, **kwargs) -> pd.DataFrame:
+def load_run_tree(root: str | Path, scale: str | None = None, **kwargs) -> pd.DataFrame:
     """Load every PALM run-layout base folder below ``root`` (e.g. ``root/<DATASET>/<MODEL>/<method>_<i>``)."""
     root = Path(root)
     bases = sorted({p.parent.parent for p in root.rglob(Y_FILE)}, key=lambda p: natural_key(str(p)))
@@ -291,10 +299,10 @@ def load_run_tree(root: str | Path, **kwargs) -> pd.DataFrame:
     frames = [load_palm_runs(b, validate_result=False, **kwargs) for b in bases]
     df = pd.concat(frames, ignore_index=True)
     df.attrs["notes"] = [n for f in frames for n in f.attrs.get("notes", [])]
-    return validate(df, source=str(root))
+    return validate(df, source=str(root), scale=scale)
 
 
-def load_palm_output(out_dir: str | Path) -> pd.DataFrame:
+def load_palm_output(out_dir: str | Path, scale: str | None = None) -> pd.DataFrame:
     """Load a PALM.py output directory (``palm_params.json`` + ``y_avg.npy``) as a one-run curve.
 
     Only the average over runs survives in such a folder, so the table has a single run named ``y_avg``;
@@ -323,37 +331,38 @@ def load_palm_output(out_dir: str | Path) -> pd.DataFrame:
                        "method": str(meta.get("method", d.name)), "run": "y_avg",
                        "budget": np.arange(1, len(y) + 1, dtype=float) * b, "score": y, "_source": str(yfile)})
     df.attrs["notes"] = [f"{d}: PALM.py output; only the average over runs (y_avg.npy) is available"]
-    return validate(df, source=str(d))
+    return validate(df, source=str(d), scale=scale)
 
 
-def load_curves(path: str | Path, **kwargs) -> pd.DataFrame:
+def load_curves(path: str | Path, scale: str | None = None, **kwargs) -> pd.DataFrame:
     """Load curves from any supported input, chosen by what ``path`` is (see the module docstring).
 
-    Keyword arguments go to :func:`load_palm_runs` for run-layout folders.
+    ``scale`` (``"fraction"`` or ``"percent"``) states the scores' scale instead of reading it from them (see
+    :func:`check_scale`). Other keyword arguments go to :func:`load_palm_runs` for run-layout folders.
     """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
     if p.is_file():
         if p.suffix.lower() in (".csv", ".txt", ".tsv") or p.suffix == "":
-            return read_csv_curves(p)
+            return read_csv_curves(p, scale=scale)
         raise InputError(f"{p}: unsupported file type {p.suffix!r} (expected a .csv file or a run folder)")
     if (p / "palm_params.json").exists() and (p / "y_avg.npy").exists():
-        return load_palm_output(p)
+        return load_palm_output(p, scale=scale)
     if any(p.glob(f"*/{Y_FILE}")) or (p / Y_FILE).exists():
-        return load_palm_runs(p, **kwargs)
-    return load_run_tree(p, **kwargs)
+        return load_palm_runs(p, scale=scale, **kwargs)
+    return load_run_tree(p, scale=scale, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------- checks
 
 
-def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
+def validate(df: pd.DataFrame, source: str = "input", scale: str | None = None) -> pd.DataFrame:
     """Check a tidy table and return it sorted, with ``attrs['scale']`` set.
 
-    Raises :class:`InputError` for NaN/inf scores, negative budgets, duplicated (run, budget) rows, scores off
-    both scales, or a curve with fewer than 4 distinct budgets. CSV rows are named by line number and run files
-    by path.
+    Raises :class:`InputError` for NaN/inf scores, negative budgets, duplicated (run, budget) rows, scores that
+    do not share one scale (see :func:`check_scale`; ``scale`` states it instead of guessing), or a curve with
+    fewer than 4 distinct budgets. CSV rows are named by line number and run files by path.
     """
     where = _locator(df, source)
     for col in ("budget", "score"):
@@ -371,13 +380,8 @@ def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
         r = df.iloc[i]
         raise InputError(f"{where(i)}: duplicated row for run {r['run']} at budget {r['budget']:g} of "
                          f"{_curve_name(r)} (expected one score per run and budget)")
-    try:
-        scale = detect_scale(df["score"], source)
-    except InputError:
-        s = df["score"].to_numpy()
-        i = int(np.flatnonzero((s < 0) | (s > 100))[0])
-        raise InputError(f"{where(i)}: score {s[i]:g} is outside [0, 1] and [0, 100] "
-                         "(expected accuracies as fractions or percent)") from None
+    stated = scale is not None
+    scale = check_scale(df, source, scale)
     for key, g in df.groupby(CURVE_KEYS, sort=False):
         n = g["budget"].nunique()
         if n < MIN_BUDGETS:
@@ -389,7 +393,7 @@ def validate(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     out.attrs.update(df.attrs)
     out.attrs["scale"] = scale
     out.attrs.setdefault("notes", [])
-    note = f"scores read as {scale}s ({'0–1' if scale == 'fraction' else '0–100'})"
+    note = f"scores read as {SCALE_WORDS[scale]}, {'as stated with --scale' if stated else 'detected'}"
     out.attrs["notes"] = [n for n in out.attrs["notes"] if not n.startswith("scores read as")] + [note]
     return out
 
@@ -404,17 +408,86 @@ def _curve_name(row: pd.Series) -> str:
     return "/".join(str(row[k]) for k in CURVE_KEYS)
 
 
-def _locator(df: pd.DataFrame, source: str):
-    """Function from a row position to 'file: line N' (CSV) or the run file's path (npy)."""
+def _places(df: pd.DataFrame, source: str):
+    """Function from a row position to (file, unit, number): a CSV line, or the episode of a run file (npy)."""
     if "_source" in df.columns:
         src = df["_source"].to_numpy()
+        first = {f: int(np.flatnonzero(src == f)[0]) for f in pd.unique(src)}
+        return lambda i: (str(src[i]), "episode", int(i) - first[src[i]] + 1)
+    return lambda i: (source, "line", _line(i))
 
-        def run_file(i: int) -> str:
-            first = int(np.flatnonzero(src == src[i])[0])
-            return f"{src[i]}: episode {int(i) - first + 1}"
 
-        return run_file
-    return lambda i: f"{source}: line {_line(i)}"
+def _locator(df: pd.DataFrame, source: str):
+    """Function from a row position to 'file: line N' (CSV) or 'run file: episode N' (npy)."""
+    place = _places(df, source)
+
+    def where(i: int) -> str:
+        file, unit, n = place(i)
+        return f"{file}: {unit} {n}"
+
+    return where
+
+
+def _rows_text(df: pd.DataFrame, source: str, rows: np.ndarray, show: int = 5) -> str:
+    """'file: lines 5, 9 and 3 more' for row positions of one file (the first row's file)."""
+    place = _places(df, source)
+    file, unit, _ = place(rows[0])
+    numbers = [place(i)[2] for i in rows if place(i)[0] == file]
+    more = len(rows) - min(show, len(numbers))
+    listed = ", ".join(map(str, numbers[:show])) + (f" and {more} more" if more else "")
+    return f"{file}: {unit}{'s' if len(numbers) > 1 else ''} {listed}"
+
+
+def check_scale(df: pd.DataFrame, source: str = "input", scale: str | None = None) -> str:
+    """The score scale of a tidy table, checked run by run and curve by curve.
+
+    With ``scale`` given (``"fraction"`` or ``"percent"``) every score must lie on it. Otherwise the scale is
+    read from the scores: within (0, 1) a score is a fraction, above 1 a percentage (0 and 1 fit both). Every
+    run, every curve and the whole table must then share one scale, so a run typed in percent among runs in
+    fractions, or a single typo such as 1.7 in a run of fractions, is refused with the rows that do not fit,
+    instead of turning the whole curve into "percent". Returns the scale; raises :class:`InputError`.
+    """
+    s = df["score"].to_numpy(dtype=float)
+    if scale is not None:
+        if scale not in SCALES:
+            raise InputError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}")
+        top = scale_max(scale)
+        bad = np.flatnonzero((s < 0) | (s > top))
+        if bad.size:
+            raise InputError(f"{_rows_text(df, source, bad)}: score {s[bad[0]]:g} is outside [0, {top:g}] "
+                             f"(expected {scale}s, as stated with --scale)")
+        return scale
+    bad = np.flatnonzero((s < 0) | (s > 100))
+    if bad.size:
+        raise InputError(f"{_rows_text(df, source, bad)}: score {s[bad[0]]:g} is outside [0, 1] and [0, 100] "
+                         "(expected accuracies as fractions or percent)")
+    kind = np.where(s > 1, "percent", np.where((s > 0) & (s < 1), "fraction", ""))  # "": 0 or 1, either scale
+    expected = ("expected one scale for the whole input: fractions 0–1 or percent 0–100; if the guess is wrong, "
+                "state it with --scale")
+    seen: dict[str, tuple[str, int]] = {}  # scale -> (curve/run, a row of it)
+    for (*curve, run), idx in df.groupby([*CURVE_KEYS, "run"], sort=False).indices.items():
+        name = f"curve {'/'.join(map(str, curve))}, run {run}"
+        k = kind[idx]
+        n_frac, n_pct = int((k == "fraction").sum()), int((k == "percent").sum())
+        if n_frac and n_pct:
+            if n_pct <= n_frac:
+                odd, what = idx[k == "percent"], f"score(s) above 1 among {n_frac} fractions (0–1)"
+            else:
+                odd, what = idx[k == "fraction"], f"score(s) between 0 and 1 among {n_pct} percentages (above 1)"
+            raise InputError(f"{_rows_text(df, source, odd)}: {name}: {len(odd)} {what}, e.g. {s[odd[0]]:g} "
+                             f"({expected})")
+        run_scale = "percent" if n_pct else "fraction" if n_frac else None
+        if run_scale is None:
+            continue
+        first = int(idx[k == run_scale][0])
+        for other, (other_name, other_row) in seen.items():
+            if other != run_scale:
+                a, b = sorted([(run_scale, name, first), (other, other_name, other_row)], key=lambda t: t[2])
+                at = (lambda i: _locator(df, source)(i)) if "_source" in df.columns else (lambda i: f"line {_line(i)}")
+                raise InputError(f"{source}: {a[1]} is in {SCALE_WORDS[a[0]]} ({at(a[2])}: {s[a[2]]:g}) but "
+                                 f"{b[1]} in {SCALE_WORDS[b[0]]} ({at(b[2])}: {s[b[2]]:g}); {expected}")
+        seen.setdefault(run_scale, (name, first))
+    return "percent" if "percent" in seen else "fraction"
 
 
 # --------------------------------------------------------------------------------------------- selection
@@ -439,9 +512,10 @@ def select(df: pd.DataFrame, *, dataset=None, model=None, method=None) -> pd.Dat
             continue
         want = [want] if isinstance(want, str) else list(want)
         m = df[col].isin(want)
-        if not m.any():
+        absent = [w for w in want if w not in set(df[col])]
+        if absent:
             have = ", ".join(sorted(df[col].unique(), key=natural_key))
-            raise InputError(f"no {col} named {', '.join(want)} in the input (found: {have})")
+            raise InputError(f"no {col} named {', '.join(absent)} in the input (found: {have})")
         mask &= m
     out = df[mask].reset_index(drop=True)
     if out.empty:
@@ -516,4 +590,7 @@ def first_episodes(df: pd.DataFrame, n: int) -> pd.DataFrame:
              .groupby([*CURVE_KEYS, "run"], sort=False).head(n))
     out = out.sort_index()
     out.attrs.update(df.attrs)
-    return validate(out.reset_index(drop=True), source="the first --num_samples episodes")
+    out = validate(out.reset_index(drop=True), source="the first --num_samples episodes",
+                   scale=df.attrs.get("scale"))
+    out.attrs["notes"] = list(df.attrs.get("notes", []))  # the scale as it was read, not restated
+    return out

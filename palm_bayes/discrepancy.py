@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .curve import on_scale
+
 #: Scale κ of the extrapolation discrepancy (fraction scale per √(log budget ratio)); see
 #: :func:`extrapolation_discrepancy` and docs/benchmarks.md for how it was set.
 DISCREPANCY = 0.02
@@ -37,4 +39,4 @@ def with_discrepancy(mu: np.ndarray, budgets: np.ndarray, last_budget: float, ka
     """Mean-curve draws ``mu`` (draws × budgets, on a scale whose maximum is ``top``) moved by
     :func:`extrapolation_discrepancy` and clipped to [0, top]: accuracy cannot leave its scale."""
     walk = extrapolation_discrepancy(budgets, last_budget, kappa, mu.shape[0], rng)
-    return np.clip(mu + top * walk, 0, top)
+    return on_scale(mu + top * walk, top)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import _compat
-from .curve import delta_from_log_lambda, palm_curve_cloglog
+from .curve import delta_from_log_lambda, on_scale, palm_curve_cloglog
 from .diagnostics import diagnostics_table, health_warnings
 from .model import CurveData, build_model, pad_runs
 
@@ -250,8 +250,9 @@ class PalmSampler:
     def sample_prior(self, data: CurveData, x: np.ndarray, draws: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
         """Prior predictive draws at episode positions ``x`` for one curve's prior (which depends on its first
         budget and best pilot mean): ``{"mean": A(x), "run": one new run's score}``, each (draws, len(x)),
-        fraction scale. Drawn from the "shape" geometry, whose priors are explicit distributions (the "levels"
-        geometry has the same prior, written as a density on other coordinates)."""
+        fraction scale, kept on it (:func:`~palm_bayes.curve.on_scale`). Drawn from the "shape" geometry, whose
+        priors are explicit distributions (the "levels" geometry has the same prior, written as a density on other
+        coordinates)."""
         import pymc as pm
 
         s = self.settings
@@ -275,7 +276,7 @@ class PalmSampler:
         group = {n: np.asarray(prior["prior_predictive" if n == "obs" else "prior"][n].values).reshape(draws, -1)
                  for n in names}
         mean = palm_curve_cloglog(x[None, :], group["A_max"], group["log_lambda"], group["alpha"], group["beta"])
-        return {"mean": mean, "run": group["obs"]}
+        return {"mean": on_scale(mean), "run": on_scale(group["obs"])}
 
 
 #: target_accept of the last retries of ``geometry="auto"``: smaller steps remove the divergences that come from

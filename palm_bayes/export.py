@@ -26,13 +26,48 @@ def mode_label(fit: PointFit, x_mode: str = "episodes") -> str:
 
 
 def fitted_average(rows: pd.DataFrame, fit: PointFit, num_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The average a fit describes, and its budgets: PALM.py's ``y_avg`` (episode k ↔ k·b) for ``palm.py``
-    fits, the per-budget mean over all runs for ``robust`` fits."""
+    """The average a fit describes, and where the fit evaluates it: PALM.py's ``y_avg`` at episode k ↔ k·b for
+    ``palm.py`` fits (so ``fit.predict`` gives the curve at PALM.py's x = k), the per-budget mean over all runs
+    at its budgets for ``robust`` fits."""
     if fit.mode == "palm.py":
         y = palm_py_average(rows, num_samples)
         return np.arange(1, len(y) + 1) * fit.b, y
     mc = mean_curve(rows)
     return mc["budget"].to_numpy(dtype=float), mc["mean"].to_numpy(dtype=float)
+
+
+def episode_budgets(rows: pd.DataFrame, n: int) -> np.ndarray:
+    """The labels behind each of the first ``n`` episodes PALM.py averages: per episode, the mean over runs of
+    each run's k-th budget (PALM.py averages by position; runs with the same budgets give those budgets)."""
+    runs = [g.sort_values("budget")["budget"].to_numpy(dtype=float)[:n] for _, g in rows.groupby("run", sort=False)]
+    return np.stack(runs).mean(axis=0)
+
+
+def measured_budgets(rows: pd.DataFrame, fit: PointFit, num_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(budgets in labels, x the fit used) of each entry of ``y_avg``/``y_fit``: for ``palm.py`` fits the runs'
+    budgets at episodes 1..N and x = 1..N; for ``robust`` fits the distinct budgets and x = B/b."""
+    budgets, y = fitted_average(rows, fit, num_samples)
+    if fit.mode == "palm.py":
+        return episode_budgets(rows, len(y)), np.arange(1, len(y) + 1, dtype=float)
+    return budgets, budgets / fit.b
+
+
+def point_fit_figure(key: tuple[str, str, str], rows: pd.DataFrame, fit: PointFit, *, scale: str,
+                     num_samples: int | None, x_mode: str = "episodes"):
+    """``palm_fit.png``: the runs, the fitted average and the fit, all at the labels actually spent.
+
+    A ``palm.py`` fit lives on PALM.py's episode index 1..N, not on the budget axis; its average and its curve
+    are drawn at the budget of each episode (the curve between episodes k and k+1 between their budgets), so
+    they sit on the runs whatever ``--budget_size`` says.
+    """
+    _, y_avg = fitted_average(rows, fit, num_samples)
+    budgets, x = measured_budgets(rows, fit, num_samples)
+    t = np.linspace(x.min(), x.max(), 200)  # the fit's own x
+    where = np.interp(t, x, budgets)  # ... placed at the budgets those x stand for
+    title = f"{key[0]} · {key[1]} · {key[2]}\n{mode_label(fit, x_mode)}"
+    if fit.mode == "palm.py":
+        title += " · fitted on episode 1..N, drawn at each episode's budget"
+    return plot_point_fit(rows, where, fit.predict(t * fit.b), avg=(budgets, y_avg), scale=scale, title=title)
 
 
 def params_record(key: tuple[str, str, str], fit: PointFit, episodes: int, x_mode: str = "episodes") -> dict:
@@ -55,8 +90,9 @@ def write_palm_py_folder(
     x_mode: str = "episodes",
 ) -> dict:
     """Write the five PALM.py output files for one curve under ``out/prefix`` and return the JSON record."""
-    budgets, y_avg = fitted_average(rows, fit, num_samples)
-    y_fit = fit.predict(budgets)
+    fit_at, y_avg = fitted_average(rows, fit, num_samples)
+    y_fit = fit.predict(fit_at)
+    budgets, x = measured_budgets(rows, fit, num_samples)
     rec = params_record(key, fit, len(y_avg), x_mode)
     meta = {
         **{k: rec[k] for k in ("dataset", "model", "method", "episodes", "mode", "budget_size")},
@@ -65,13 +101,18 @@ def write_palm_py_folder(
         # palm-bayes extras (PALM.py's readers ignore unknown keys)
         "fit_mode": fit.mode,
         "x_axis": "episode index 1..N" if fit.axis == "episode_index" else "B / b",
+        # labels spent at each y_avg / y_fit entry, and the x the fit evaluated there (y_fit = curve(x))
         "budgets": budgets.tolist(),
+        "x": x.tolist(),
         "score_scale": scale,
         "runs": int(rows["run"].nunique()),
         "sse": fit.sse,
         "rmse": fit.rmse,
         "converged": fit.success,
         "optimizer_message": fit.message,
+        # parameters the data do not identify (at a bound of the fit, or flat): read the curve, not these numbers
+        "unidentified": list(fit.unidentified or []),
+        "identification_note": fit.note,
         "palm_bayes_version": __version__,
     }
     p = f"{prefix}/" if prefix else ""
@@ -79,8 +120,6 @@ def write_palm_py_folder(
     out.write_csv(f"{p}palm_params.csv", pd.DataFrame([rec])[PALM_PY_CSV_COLUMNS])
     out.write_npy(f"{p}y_avg.npy", y_avg)
     out.write_npy(f"{p}y_fit.npy", y_fit)
-    grid = np.linspace(budgets.min(), budgets.max(), 200)
-    fig = plot_point_fit(rows, grid, fit.predict(grid), avg=(budgets, y_avg), scale=scale,
-                         title=f"{key[0]} · {key[1]} · {key[2]}\n{mode_label(fit, x_mode)}")
+    fig = point_fit_figure(key, rows, fit, scale=scale, num_samples=num_samples, x_mode=x_mode)
     out.write_figure(f"{p}palm_fit.png", fig)
     return meta

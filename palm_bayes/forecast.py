@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .curve import budget_curve
-from .data import CURVE_KEYS, detect_scale, iter_curves, scale_max
+from .curve import budget_curve, on_scale
+from .data import CURVE_KEYS, check_scale, iter_curves, scale_max
 from .discrepancy import DISCREPANCY, with_discrepancy
 from .engine import CurvePosterior, PalmSampler, SamplerSettings, curve_seed
 from .errors import InputError, first_line
@@ -157,7 +157,7 @@ class Forecaster:
         missing = [c for c in [*CURVE_KEYS, "run", "budget", "score"] if c not in df.columns]
         if missing:
             raise InputError(f"the table lacks column(s) {', '.join(missing)}")
-        self.scale = df.attrs.get("scale") or detect_scale(df["score"])
+        self.scale = df.attrs.get("scale") or check_scale(df, "the table")
         self.history = df[[*CURVE_KEYS, "run", "budget", "score"]].copy()
         prior = self.a_max_prior()
         # workers side by side share the cores: each samples its chains on its share (a Dask worker on one)
@@ -226,7 +226,7 @@ class Forecaster:
 
     def curve_draws(self, key: Key, budgets: np.ndarray, *, predictive: bool = False) -> np.ndarray:
         """Posterior draws (draws × budgets) of the mean curve A(B), or of one new run's score if ``predictive``,
-        on the input's score scale."""
+        on the input's score scale; every draw lies on the scale (see :func:`~palm_bayes.curve.on_scale`)."""
         post = self.posteriors[key]
         d = {k: v.reshape(-1) for k, v in post.draws.items()}
         B = np.asarray(budgets, dtype=float)[None, :]
@@ -247,7 +247,7 @@ class Forecaster:
             run = d["tau"][:, None] * rng.standard_normal((n, 1))
             noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
             mu = mu + run + post.noise_sd(np.asarray(budgets, dtype=float)) * noise
-        return mu * scale_max(post.scale)
+        return on_scale(mu) * scale_max(post.scale)
 
     def prior_draws(self, key: Key, budgets: np.ndarray, draws: int = 500) -> dict[str, np.ndarray]:
         """Prior predictive check: draws (draws × budgets) of the mean curve (``"mean"``) and of one new run's
@@ -326,11 +326,15 @@ class Forecaster:
         A_max, sigma and tau are on the input's score scale. A pooled group adds rows with ``method`` =
         :data:`GROUP_ROW` for its own parameters: ``A_max_group`` (the group's typical ceiling, on the score
         scale) and the learned pooling scales ``pool_sd_*`` (logit A_max, log β, η₁, log(x₁ + α) units).
+        ``point_note`` (on every row of a curve) says which point-fit parameters the pilot does not identify
+        (:func:`palm_bayes.pointfit.identification`); "" when the point fit is fine.
         """
         rows = []
         q = [(1 - level) / 2, 1 - (1 - level) / 2]
         for key in self.keys():
             fit = self.point_fits.get(key)
+            if fit is not None and fit.unidentified is None:  # e.g. read back from posterior.nc
+                fit = fit.assessed(self.observed(key), self.scale)
             post = self.posteriors.get(key)
             names = [*PARAMS, *(n for n in ("gamma", "omega", "nu", "rho") if post is not None and n in post.draws)]
             for name in names:
@@ -338,6 +342,7 @@ class Forecaster:
                 factor = scale_max(self.scale) if name in ("A_max", "sigma", "tau") else 1.0
                 # the point fit is on the input's scale already, and has no noise terms
                 r["point"] = getattr(fit, name) if fit is not None and name in PARAM_NAMES else np.nan
+                r["point_note"] = fit.note if fit is not None else ""
                 if post is not None:
                     d = post.draws[name].reshape(-1) * factor
                     lo, hi = np.quantile(d, q)
@@ -352,9 +357,10 @@ class Forecaster:
                 lo, hi = np.quantile(d, q)
                 diag = g.diagnostics.set_index("param").loc[name]
                 rows.append({"dataset": dataset, "model": model, "method": GROUP_ROW, "param": name,
-                             "point": np.nan, "mean": d.mean(), "sd": d.std(), "median": np.median(d), "lower": lo,
-                             "upper": hi, "r_hat": diag.r_hat, "ess_bulk": diag.ess_bulk, "ess_tail": diag.ess_tail,
-                             "divergences": g.divergences, "b": np.nan})
+                             "point": np.nan, "point_note": "", "mean": d.mean(), "sd": d.std(),
+                             "median": np.median(d), "lower": lo, "upper": hi, "r_hat": diag.r_hat,
+                             "ess_bulk": diag.ess_bulk, "ess_tail": diag.ess_tail, "divergences": g.divergences,
+                             "b": np.nan})
         return pd.DataFrame(rows)
 
     def diagnostics(self) -> pd.DataFrame:

@@ -42,17 +42,18 @@ class OutputDir:
     Parameters
     ----------
     path : path
-        The directory; created (with parents) if missing.
+        The directory; created (with parents) when the first file is written.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise OutputError(f"{self.path}: exists and is not a directory (expected an output folder)")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot create the output folder ({e.strerror})") from None
+        # created with the first file written, so a command that stops on bad input leaves no empty folder
+        parent = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            why = "not a directory" if not parent.is_dir() else "permission denied"
+            raise OutputError(f"{self.path}: cannot create the output folder ({parent}: {why})")
         self._manifest = self.path / MANIFEST
         self.owned: set[str] = set()
         if self._manifest.exists():

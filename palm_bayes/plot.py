@@ -1,8 +1,17 @@
-"""Figures. Plotting only: every function takes computed results and returns a Matplotlib figure."""
+"""Figures. Plotting only: every function takes computed results and returns a Matplotlib figure.
+
+Names come from the user's data (method names with emoji, say), and the fonts Matplotlib finds may lack some of
+their characters. Rather than let Matplotlib warn and draw an empty box, every figure's texts are checked against
+the fonts they will be drawn with (``font.family`` and its fallbacks, as configured) before layout, and each
+character none of them has is written as its Unicode name in brackets (``margin 🚀`` → ``margin [ROCKET]``); see
+:func:`readable`. Warning filters are left alone.
+"""
 
 from __future__ import annotations
 
 import sys
+import unicodedata
+from functools import lru_cache
 
 import matplotlib
 
@@ -12,6 +21,77 @@ if "ipykernel" not in sys.modules:  # in Jupyter, keep its inline backend so fig
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager
+from matplotlib.text import Text
+
+#: Two curves on one chart closer than this share of the chart's value range everywhere are drawn on top of each
+#: other (identical runs, say): the legend says which coincide.
+COINCIDE = 0.005
+#: Line styles and markers cycled per method on shared axes, so a curve drawn over another stays visible.
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def _font_files(prop: font_manager.FontProperties) -> tuple:
+    """The font files Matplotlib draws ``prop`` with: one per family of its fallback list, as the renderer does
+    (Matplotlib caches the look-ups, keyed by the current rcParams)."""
+    find = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # Matplotlib >= 3.6
+    return tuple(find(prop)) if find is not None else (font_manager.findfont(prop),)
+
+
+@lru_cache(maxsize=4096)
+def _has_glyph(files: tuple, ch: str) -> bool:
+    return any(font_manager.get_font(f).get_char_index(ord(ch)) for f in files)
+
+
+def readable(text: str, prop: font_manager.FontProperties | None = None) -> str:
+    """``text`` with every character that no font of ``prop`` (default: the rcParams font) can draw replaced by
+    its Unicode name in brackets, e.g. ``"margin 🚀"`` → ``"margin [ROCKET]"``; invisible modifiers the fonts
+    lack (variation selectors, zero-width joiners) are dropped. Control characters (line breaks) are kept."""
+    files = _font_files(prop.copy() if prop is not None else font_manager.FontProperties())
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cc" or _has_glyph(files, ch):
+            out.append(ch)
+        elif cat not in ("Mn", "Me", "Cf"):
+            out.append(f"[{unicodedata.name(ch, f'U+{ord(ch):04X}')}]")
+    return "".join(out)
+
+
+def _readable(fig) -> None:
+    """Make every text of ``fig`` drawable by its fonts (:func:`readable`): titles, axis labels, legends, notes.
+    Called before layout, which already draws text. Tick labels are made again from the axis formatter at each
+    draw, so names used as tick labels go through :func:`readable` where the ticks are set."""
+    for t in fig.findobj(Text):
+        s = t.get_text()
+        if s and not s.isascii() and (r := readable(s, t.get_fontproperties())) != s:
+            t.set_text(r)
+
+
+def _layout(fig, **kw) -> None:
+    """Readable texts, then ``tight_layout``."""
+    _readable(fig)
+    fig.tight_layout(**kw)
+
+
+def _coinciding(curves: list, span: float) -> dict[int, int]:
+    """``{i: j}`` for each curve ``i`` that lies within ``COINCIDE × span`` of an earlier curve ``j`` at every
+    shared x (at least two). ``curves`` are ``(x, y)`` pairs."""
+    out = {}
+    tol = COINCIDE * (span if span > 0 else 1.0)
+    for i, (xi, yi) in enumerate(curves):
+        for j in range(i):
+            xj, yj = curves[j]
+            common, ii, jj = np.intersect1d(np.asarray(xi), np.asarray(xj), return_indices=True)
+            if len(common) >= 2 and np.all(np.abs(np.asarray(yi)[ii] - np.asarray(yj)[jj]) <= tol):
+                out[i] = out.get(j, j)
+                break
+    return out
+
+
+def _same_as(label: str, other: str) -> str:
+    return f"{label} (same curve as {other})"
 
 
 def score_label(scale: str) -> str:
@@ -59,7 +139,7 @@ def plot_point_fit(
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -162,7 +242,7 @@ def _finish(fig, axes, keys: list, shown: list, where: str) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     rows = -(-len(labels) // ncol)
     inches = fig.get_size_inches()[1]
-    fig.tight_layout(rect=(0, min(0.45, (0.2 * rows + 0.1) / inches), 1, 0.97))
+    _layout(fig, rect=(0, min(0.45, (0.2 * rows + 0.1) / inches), 1, 0.97))
 
 
 def plot_decision(decision, *, max_groups: int = 12):
@@ -181,14 +261,15 @@ def plot_decision(decision, *, max_groups: int = 12):
     target = t.target.iloc[0]
     for ax, (dataset, model) in zip(axes.flat, shown, strict=False):
         g = t[(t.dataset == dataset) & (t.model == model)]
-        for i, r in enumerate(g.itertuples()):
-            key = (dataset, model, r.method)
-            if key not in decision.reach:
-                continue
-            budgets, p = decision.reach[key]
+        rows = [(i, r) for i, r in enumerate(g.itertuples()) if (dataset, model, r.method) in decision.reach]
+        curves = [decision.reach[(dataset, model, r.method)] for _, r in rows]
+        same = _coinciding(curves, 1.0)
+        for n, ((i, r), (budgets, p)) in enumerate(zip(rows, curves, strict=True)):
             tags = [tag for tag, on in (("pick", r.pick), ("ALDA pick", r.alda_pick)) if on]
             label = r.method + (f" ({', '.join(tags)})" if tags else "")
-            ax.step(budgets, p, where="post", color=f"C{i % 10}", lw=2.2 if r.pick else 1.3, label=label)
+            label = _same_as(label, rows[same[n]][1].method) if n in same else label
+            ax.step(budgets, p, where="post", color=f"C{i % 10}", lw=2.2 if r.pick else 1.3,
+                    ls=LINESTYLES[n % len(LINESTYLES)], label=label)
         ax.axvline(g.current_budget.max(), color="0.4", lw=0.9, ls=":", label="observed budget")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{dataset} · {model}: target {target:g}", fontsize=9)
@@ -197,23 +278,34 @@ def plot_decision(decision, *, max_groups: int = 12):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     _hide_unused(fig, axes, groups, shown, "groups", "decision.csv")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
 def plot_comparison(fc, table: pd.DataFrame, dataset: str, model: str, *, level: float = 0.9):
     """All methods of one (dataset, model) on one chart: posterior median and mean-curve band of each, observed
-    means as points, the last observed budget marked. The methods are those of ``table``."""
+    means as points, the last observed budget marked. The methods are those of ``table``.
+
+    Each method has its own colour, line style and marker (markers staggered along the line), so a curve drawn
+    on top of another stays visible; methods whose medians coincide (within ``COINCIDE`` of the chart's range,
+    e.g. identical runs) say so in the legend."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
     keys = [k for k in table[["dataset", "model", "method"]].drop_duplicates().itertuples(index=False, name=None)
             if k[0] == dataset and k[1] == model]
-    for i, key in enumerate(keys):
-        t = table[(table.dataset == key[0]) & (table.model == key[1]) & (table.method == key[2])].sort_values("budget")
-        color = f"C{i % 10}"
+    ts = [table[(table.dataset == k[0]) & (table.model == k[1]) & (table.method == k[2])].sort_values("budget")
+          for k in keys]
+    values = np.concatenate([t[c].to_numpy(float) for t in ts for c in ("median", "lower", "upper")] or [[0.0]])
+    same = _coinciding([(t.budget.to_numpy(), t["median"].to_numpy(float)) for t in ts],
+                       float(np.nanmax(values) - np.nanmin(values)))
+    for i, (key, t) in enumerate(zip(keys, ts, strict=True)):
+        color, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
+        step = max(1, len(t) // 8)
+        label = _same_as(key[2], keys[same[i]][2]) if i in same else key[2]
         ax.fill_between(t.budget, t.lower, t.upper, color=color, alpha=0.18, lw=0)
-        ax.plot(t.budget, t["median"], color=color, lw=1.8, label=key[2])
+        ax.plot(t.budget, t["median"], color=color, lw=1.8, ls=LINESTYLES[i % len(LINESTYLES)], marker=marker,
+                ms=5, mfc="none", markevery=((i * max(1, step // max(2, len(keys)))) % step, step), label=label)
         m = fc.observed(key).groupby("budget").score.mean()
-        ax.plot(m.index, m.values, "o", color=color, ms=3)
+        ax.plot(m.index, m.values, marker, color=color, ms=3.5, mfc="none", mew=0.9)
     last = max(fc.observed(k).budget.max() for k in keys)
     ax.axvline(last, color="0.5", lw=0.8, ls=":", label="last observed budget")
     ax.set_title(f"{dataset} · {model}: posterior median and {level:.0%} band of the mean curve; "
@@ -222,7 +314,7 @@ def plot_comparison(fc, table: pd.DataFrame, dataset: str, model: str, *, level:
     ax.set_ylabel(score_label(fc.scale))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -243,12 +335,12 @@ def plot_forest(params: pd.DataFrame, dataset: str, model: str, *, names=("A_max
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(name + (" (score scale)" if name == "A_max" else ""))
         ax.grid(True, axis="x", alpha=0.3)
-    axes[0][0].set_yticks(y, methods)
+    axes[0][0].set_yticks(y, [readable(str(m)) for m in methods])
     axes[0][0].invert_yaxis()
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"{dataset} · {model}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    _layout(fig, rect=(0, 0.12, 1, 0.95))
     return fig
 
 
@@ -274,12 +366,12 @@ def plot_ppc(pit: np.ndarray, coverage: pd.Series, *, level: float = 0.9):
     y = np.arange(len(coverage))
     b.barh(y, coverage.values, color="C0", alpha=0.7, label="observed share inside")
     b.axvline(level, color="C3", ls="--", label=f"nominal {level:.0%}")
-    b.set_yticks(y, coverage.index, fontsize=7)
+    b.set_yticks(y, [readable(str(c)) for c in coverage.index], fontsize=7)
     b.invert_yaxis()
     b.set_xlim(0, 1.02)
     b.set_xlabel(f"Share of observed scores inside the {level:.0%} predictive band")
     b.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -339,5 +431,5 @@ def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: floa
     ncol = min(len(handles), 4)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     rows = -(-len(handles) // ncol)
-    fig.tight_layout(rect=(0, min(0.4, (0.17 * rows + 0.05) / fig.get_size_inches()[1]), 1, 1))
+    _layout(fig, rect=(0, min(0.4, (0.17 * rows + 0.05) / fig.get_size_inches()[1]), 1, 1))
     return fig

@@ -13,16 +13,23 @@ Two modes:
     irregular budgets kept), the way ALDA fits, with bounds that respect the score scale (A_max ≤ 1 for
     fractions, ≤ 100 for percent) and keep ``x + α > 0`` at every observed budget. Its candidates include
     PALM.py's start and, when PALM.py's episode axis coincides with B/b, PALM.py's own optimum, so on the data
-    PALM.py sees it never ends with a larger squared error than ``palm.py`` within the scale bounds.
+    PALM.py sees its least-squares optimum never has a larger squared error than ``palm.py`` within the scale
+    bounds. When that optimum is degenerate — a parameter at a bound (δ → 0, A_max at the scale's top,
+    x₁ + α → 0, β at 0.01 or 20), what a pilot that does not pin the curve down often gives — it reports instead
+    the fit nearest PALM's neutral values among those as good as it (:func:`interpretable_optimum`: at most
+    :data:`SSE_TOLERANCE` noise variances more squared error).
+
+Both modes mark the parameters the data do not identify (:func:`identification`: at a bound, or flat), in
+:attr:`PointFit.unidentified` and :attr:`PointFit.note`; ``palm.py`` fits are marked, never changed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import curve_fit, least_squares
 
 from .curve import PALM_PY_FLOOR, palm_curve, palm_curve_jacobian
 from .data import episode_size, mean_curve, scale_max
@@ -71,6 +78,12 @@ class PointFit:
         Whether the optimiser reported convergence.
     message : str
         Optimiser message (or why the fit failed).
+    unidentified : tuple of str, optional
+        Parameters the data do not identify (:func:`identification`): at a bound of the fit, or so flat that the
+        fit could move them a long way at no cost in squared error. Empty when every parameter is identified;
+        ``None`` when not assessed (e.g. a fit read back from a file).
+    note : str
+        One human line about ``unidentified`` ("" when every parameter is identified or when not assessed).
     """
 
     A_max: float
@@ -86,6 +99,8 @@ class PointFit:
     success: bool = True
     message: str = ""
     extra: dict = field(default_factory=dict)
+    unidentified: tuple[str, ...] | None = None
+    note: str = ""
 
     @property
     def params(self) -> dict[str, float]:
@@ -102,8 +117,20 @@ class PointFit:
         """Plain-dict view (JSON friendly)."""
         return asdict(self)
 
+    def assessed(self, rows: pd.DataFrame, scale: str = "fraction", num_samples: int | None = None) -> PointFit:
+        """This fit with ``unidentified`` and ``note`` worked out from the rows it was fitted to (see
+        :func:`assess`)."""
+        return assess(self, rows, scale, num_samples)
+
 
 # --------------------------------------------------------------------------------------------- PALM.py
+
+
+def optimize():
+    """``scipy.optimize``, imported on first use: a command that refuses its input never pays for it."""
+    import scipy.optimize
+
+    return scipy.optimize
 
 
 def palm_py_average(rows: pd.DataFrame, num_samples: int | None = 20) -> np.ndarray:
@@ -120,8 +147,10 @@ def _palm_py_fn(x, A, d, a, b):
     return palm_curve(x, A, d, a, b, floor=PALM_PY_FLOOR)
 
 
-def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0) -> PointFit:
-    """Fit ``y_avg`` exactly as PALM.py does (see the module docstring).
+def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0,
+                scale: str | None = None) -> PointFit:
+    """Fit ``y_avg`` exactly as PALM.py does (see the module docstring), then mark (never change) the parameters
+    the average does not identify (:func:`identification`).
 
     Parameters
     ----------
@@ -131,6 +160,8 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
         PALM.py's start values and bounds.
     budget_size : float
         PALM.py's ``--budget_size``; only used to place episodes on the budget axis (episode k ↔ k·b).
+    scale : {"fraction", "percent"}, optional
+        The scores' scale, for marking an A_max at or above its top (PALM.py itself bounds A_max by 100).
     """
     o = options or PalmPyOptions()
     y = np.asarray(y_avg, dtype=float)
@@ -139,15 +170,18 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     bounds = ([0.0, 0.0, -1000.0, 0.0], [100.0, 1.0, o.alpha_hi, o.beta_hi])
     try:
         with np.errstate(all="ignore"):
-            popt, _ = curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000)
+            popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000)
         ok, msg = True, "curve_fit converged"
     except (RuntimeError, ValueError) as e:
         popt, ok, msg = np.array(p0, dtype=float), False, f"curve_fit failed: {e}"
     resid = _palm_py_fn(x, *popt) - y
     sse = float(resid @ resid)
+    why = identification(x, y, popt, np.array(bounds[0]), np.array(bounds[1]),
+                         scale_max(scale) if scale else 100.0, sse=sse, n=len(y), floor=PALM_PY_FLOOR)
     return PointFit(*map(float, popt), b=float(budget_size), axis="episode_index", mode="palm.py", sse=sse,
                     rmse=float(np.sqrt(sse / len(y))), n_points=len(y), success=bool(ok and np.isfinite(sse)),
-                    message=msg, extra={"y_avg": y.tolist()})
+                    message=msg, extra={"y_avg": y.tolist()}, unidentified=tuple(why),
+                    note=identification_note(why))
 
 
 # --------------------------------------------------------------------------------------------- robust
@@ -162,6 +196,227 @@ def robust_bounds(x_min: float, x_max: float, top: float) -> tuple[np.ndarray, n
     return lo, hi
 
 
+# --------------------------------------------------------------------------------------------- identification
+
+#: Optima whose squared error (over every observation) exceeds the best by at most this many noise variances
+#: σ̂² = SSE / (n − 4) fit the data equally well (Δχ² = 1: one standard error of one parameter); a degenerate
+#: robust fit reports the most interpretable of them. Not tuned: 1 is the textbook value; on the dev pilots
+#: (benchmarks/pointfit_identification.py) LCDB scores best at 0.5 and AL at 2–4, and 1 improves both.
+SSE_TOLERANCE = 1.0
+#: A parameter is *flat* when √IDENT_CHI2 standard errors (Wald, from JᵀJ) exceed its :data:`IDENT_SPAN`: the
+#: fits within Δχ² = IDENT_CHI2 of this one move it further than that.
+IDENT_CHI2 = 1.0
+#: Half-widths that count as "not identified", in the coordinates the standard errors are computed in:
+#: A_max as a share of the score scale, ln λ with λ = −ln(1 − δ), ln(x₁ + α) with x₁ the first B/b, ln β.
+IDENT_SPAN = {"A_max": 0.1, "delta": math.log(10.0), "alpha": math.log(10.0), "beta": math.log(10.0)}
+#: Parameters the interpretable choice pulls towards PALM's neutral values (A_max towards the best observed
+#: mean, δ towards 1/2, α towards 0, β towards 1).
+PULLED = ("A_max", "delta", "alpha", "beta")
+#: When the robust fit looks for an interpretable optimum: "degenerate" (only when the best one has a parameter at
+#: a bound), "flagged" (when it has any unidentified parameter), "always", or "never" (the least-squares optimum).
+SELECT = "degenerate"
+SELECTIONS = ("degenerate", "flagged", "always", "never")
+
+
+def _logit(u):
+    u = np.clip(u, 1e-12, 1 - 1e-12)
+    return np.log(u) - np.log1p(-u)
+
+
+def _jacobian(x: np.ndarray, p: np.ndarray, floor: float | None) -> np.ndarray:
+    """∂curve/∂(A_max, δ, α, β); with a floor, points where x + α is clipped do not move with α."""
+    base = np.asarray(x, dtype=float) + p[2]
+    clipped = base < (floor if floor is not None else 0.0)
+    safe = np.where(clipped, floor if floor is not None else 1.0, base)
+    J = palm_curve_jacobian(safe - p[2], *p)
+    J[clipped, 2] = 0.0
+    return J
+
+
+def identification(
+    x: np.ndarray,
+    y: np.ndarray,
+    params: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    top: float,
+    *,
+    sse: float,
+    n: int,
+    weights: np.ndarray | None = None,
+    floor: float | None = None,
+) -> dict[str, str]:
+    """Parameters of a least-squares PALM fit that the data do not identify, each with its reason.
+
+    A parameter is not identified when it sits at a bound of the fit (within 10⁻⁶ of the box; A_max at or above
+    the score scale's top, δ ≈ 0 or 1, x₁ + α ≈ 0) — the optimum lies on the edge of what was allowed, so the
+    data would have pushed it further — or when it is *flat*: √:data:`IDENT_CHI2` Wald standard errors (from
+    σ̂² (JᵀWJ)⁻¹, σ̂² = SSE/(n − 4), the others re-adjusting) exceed :data:`IDENT_SPAN`, so fits as good as this
+    one put it anywhere in a wide range.
+
+    Parameters
+    ----------
+    x, y : array
+        Episode positions and the (mean) scores fitted there.
+    params : array
+        (A_max, δ, α, β).
+    lo, hi : array
+        Bounds the fit used.
+    top : float
+        Top of the score scale (1 or 100).
+    sse, n : float, int
+        Sum of squared residuals and number of observations behind it.
+    weights : array, optional
+        Observations per x (the weighted fit's squared weights); 1 by default.
+    floor : float, optional
+        PALM.py's guard on x + α (``palm.py`` fits).
+
+    Returns
+    -------
+    dict
+        ``{name: reason}`` ("at bound", "above the score scale" or "flat") in :data:`PARAM_NAMES` order; empty
+        when every parameter is identified.
+    """
+    p = np.asarray(params, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if not np.all(np.isfinite(p)):
+        return dict.fromkeys(PARAM_NAMES, "fit failed")
+    x1 = float(x.min())
+    out: dict[str, str] = {}
+    near = 1e-6 * (hi - lo)
+    at = (p <= lo + near) | (p >= hi - near)
+    at[0] |= p[0] >= top * (1 - 1e-6)
+    at[1] |= (p[1] <= 1e-6) | (p[1] >= 1 - 1e-6)
+    at[2] |= x1 + p[2] <= 1e-6 * max(x1, 1.0)
+    for j, name in enumerate(PARAM_NAMES):
+        if at[j]:
+            out[name] = "at bound"
+    if p[0] > top * (1 + 1e-9):  # palm.py fits bound A_max by 100 whatever the scale
+        out["A_max"] = "above the score scale"
+    if n <= len(p) or not np.isfinite(sse):
+        return {name: out.get(name, "flat") for name in PARAM_NAMES}
+    # standard errors in coordinates where "a long way" means the same for every parameter
+    lam = -np.log1p(-min(p[1], 1 - 1e-15))
+    base1 = x1 + p[2]
+    dt = np.array([top, (1 - p[1]) * lam, base1 if base1 > 0 else 1.0, p[3]])
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    J = np.sqrt(w)[:, None] * _jacobian(x, p, floor) * dt[None, :]
+    s2 = sse / (n - len(p))
+    scale = np.linalg.norm(J, axis=0)
+    with np.errstate(all="ignore"):
+        if not np.all(np.isfinite(J)) or np.any(scale == 0):
+            se = np.full(len(p), np.inf)
+        else:
+            _, sv, vt = np.linalg.svd(J / scale, full_matrices=False)
+            sv = np.maximum(sv, sv[0] * 1e-12 + 1e-300)
+            se = np.sqrt(s2 * ((vt / sv[:, None]) ** 2).sum(axis=0)) / scale
+    span = np.array([IDENT_SPAN[k] for k in PARAM_NAMES])
+    flat = ~(np.sqrt(IDENT_CHI2) * se <= span)
+    if base1 <= 0:
+        flat[2] = True
+    for j, name in enumerate(PARAM_NAMES):
+        if flat[j] and name not in out:
+            out[name] = "flat"
+    return {name: out[name] for name in PARAM_NAMES if name in out}
+
+
+def identification_note(unidentified: dict[str, str] | tuple[str, ...] | None) -> str:
+    """The one line a user sees about unidentified parameters ("" when there are none)."""
+    if not unidentified:
+        return ""
+    if isinstance(unidentified, dict) and set(unidentified.values()) == {"fit failed"}:
+        return "the point fit failed: it has no parameters to read"
+    if isinstance(unidentified, dict):
+        why = ", ".join(f"{k} {v}" for k, v in unidentified.items())
+        names = ", ".join(unidentified)
+    else:
+        names, why = ", ".join(unidentified), ""
+    return (f"the pilot does not identify {names}" + (f" ({why})" if why else "")
+            + ": compare curves, not these numbers")
+
+
+def interpretable_optimum(
+    best: np.ndarray,
+    best_sse: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    within: float,
+    n: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    top: float,
+    *,
+    max_nfev: int = 1000,
+) -> tuple[np.ndarray, float]:
+    """Among the PALM fits as good as the best one, the one nearest PALM's neutral values.
+
+    "As good" = squared error over every observation at most ``best_sse + SSE_TOLERANCE · σ̂²`` (σ̂² = SSE /
+    (n − 4)): a difference the noise in the data cannot tell apart. "Nearest" = smallest
+    ``Σ r²`` with r = (logit(A_max/top) − logit(max ȳ/top), logit δ, ln((x₁ + α)/x₁), ln β) over the parameters
+    in :data:`PULLED`: away from the bounds (δ → 0, A_max → the scale's top, x₁ + α → 0, β → 0 or ∞) where the
+    least-squares optimum of a pilot that does not pin the curve down often ends. Found by penalised least
+    squares, the penalty as strong as the tolerance allows (bisection on its weight, in log space).
+
+    ``x, y, weights`` are the distinct x, the mean score there and the number of observations there; ``within``
+    is the within-x part of the squared error. Returns (parameters, squared error over every observation).
+    """
+    if n <= 4 or not np.isfinite(best_sse) or best_sse <= within or not PULLED:
+        return best, best_sse
+    s2 = best_sse / (n - 4)
+    limit = best_sse + SSE_TOLERANCE * s2
+    sw = np.sqrt(weights) / np.sqrt(s2)
+    x1 = float(x.min())
+    a_ref = float(_logit(min(float(y.max()), top * (1 - 1e-6)) / top))
+    use = np.array([k in PULLED for k in PARAM_NAMES])
+
+    def pen(p):
+        return np.array([_logit(p[0] / top) - a_ref, _logit(p[1]), np.log((x1 + p[2]) / x1), np.log(p[3])])[use]
+
+    def dpen(p):
+        u = np.clip(p[0] / top, 1e-12, 1 - 1e-12)
+        d = np.clip(p[1], 1e-12, 1 - 1e-12)
+        return np.diag([1 / (top * u * (1 - u)), 1 / (d * (1 - d)), 1 / (x1 + p[2]), 1 / p[3]])[use]
+
+    def sse_of(p):
+        r = palm_curve(x, *p) - y
+        return float((weights * r * r).sum()) + within
+
+    def solve(mu, start):
+        m = np.sqrt(mu)
+
+        def resid(p):
+            return np.concatenate([sw * (palm_curve(x, *p) - y), m * pen(p)])
+
+        def jac(p):
+            return np.vstack([sw[:, None] * palm_curve_jacobian(x, *p), m * dpen(p)])
+
+        start = np.clip(start, lo + 1e-12, hi - 1e-12)
+        try:
+            with np.errstate(all="ignore"):
+                res = optimize().least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                                    max_nfev=max_nfev)
+        except (ValueError, FloatingPointError):
+            return None, np.inf
+        if not np.all(np.isfinite(res.fun)):
+            return None, np.inf
+        return res.x, sse_of(res.x)
+
+    chosen, chosen_sse = np.asarray(best, dtype=float), float(best_sse)
+    p, s = solve(1e3, chosen)
+    if p is not None and s <= limit:
+        return p, s
+    lo_mu, hi_mu = -6.0, 3.0
+    for _ in range(12):
+        mid = 0.5 * (lo_mu + hi_mu)
+        p, s = solve(10.0 ** mid, chosen)
+        if p is not None and s <= limit:
+            chosen, chosen_sse, lo_mu = p, s, mid
+        else:
+            hi_mu = mid
+    return chosen, chosen_sse
+
+
 def fit_robust(
     budgets: np.ndarray,
     scores: np.ndarray,
@@ -172,6 +427,7 @@ def fit_robust(
     seed: int = 0,
     max_nfev: int = 1000,
     extra_starts: list[np.ndarray] | None = None,
+    select: str | None = None,
 ) -> PointFit:
     """Seeded multistart least-squares PALM fit on x = B/b over every observation.
 
@@ -191,6 +447,9 @@ def fit_robust(
         Seed of the start generator; the same seed gives the same fit.
     extra_starts : list of arrays, optional
         More starting points (clipped into the bounds), e.g. another fit's optimum.
+    select : {"degenerate", "flagged", "always", "never"}, optional
+        When to replace the least-squares optimum by the most interpretable fit as good as it
+        (:func:`interpretable_optimum`); default :data:`SELECT`. "never" is the plain least-squares optimum.
     """
     B = np.asarray(budgets, dtype=float)
     y = np.asarray(scores, dtype=float)
@@ -226,7 +485,7 @@ def fit_robust(
         start = np.clip(np.asarray(start, dtype=float), lo + 1e-12, hi - 1e-12)
         try:
             with np.errstate(all="ignore"):
-                res = least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                res = optimize().least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
                                     max_nfev=nfev)
         except (ValueError, FloatingPointError):
             return None, np.inf
@@ -243,10 +502,55 @@ def fit_robust(
                 best, best_sse, best_res = cand.x, cand_sse, cand
     if best is None:
         return PointFit(np.nan, np.nan, np.nan, np.nan, b=b, axis="budget", mode="robust", sse=np.nan,
-                        rmse=np.nan, n_points=len(y), success=False, message="every start failed")
+                        rmse=np.nan, n_points=len(y), success=False, message="every start failed",
+                        unidentified=PARAM_NAMES, note=identification_note(dict.fromkeys(PARAM_NAMES, "fit failed")))
+    extra = {"starts": len(starts)}
+
+    def unidentified(p, sse):
+        return identification(xu, ybar, p, lo, hi, top, sse=sse, n=len(y), weights=counts)
+
+    why = unidentified(best, best_sse)
+    select = SELECT if select is None else select
+    if select not in SELECTIONS:
+        raise ValueError(f"unknown selection {select!r}; expected one of {SELECTIONS}")
+    if (select == "always" or (select == "flagged" and why)
+            or (select == "degenerate" and "at bound" in why.values())):
+        p, sse = interpretable_optimum(best, best_sse, xu, ybar, counts.astype(float), within, len(y), lo, hi,
+                                       top, max_nfev=max_nfev)
+        if not np.array_equal(p, best):
+            extra.update(least_squares_optimum=dict(zip(PARAM_NAMES, map(float, best), strict=True)),
+                         least_squares_sse=float(best_sse))
+            best, best_sse, why = p, sse, unidentified(p, sse)
     return PointFit(*map(float, best), b=b, axis="budget", mode="robust", sse=best_sse,
                     rmse=float(np.sqrt(best_sse / len(y))), n_points=len(y), success=bool(best_res.success),
-                    message=str(best_res.message), extra={"starts": len(starts)})
+                    message=str(best_res.message), extra=extra, unidentified=tuple(why),
+                    note=identification_note(why))
+
+
+def assess(fit: PointFit, rows: pd.DataFrame, scale: str = "fraction",
+           num_samples: int | None = None) -> PointFit:
+    """``fit`` with :attr:`PointFit.unidentified` and :attr:`PointFit.note` worked out from the rows it was
+    fitted to (for fits that lack them, e.g. read back from a saved posterior); the parameters are unchanged.
+    ``num_samples`` is PALM.py's episode cut (``palm.py`` fits only)."""
+    p = np.array([fit.A_max, fit.delta, fit.alpha, fit.beta], dtype=float)
+    top = scale_max(scale)
+    if fit.mode == "palm.py":
+        y = palm_py_average(rows, num_samples)
+        x = np.arange(1, len(y) + 1, dtype=float)
+        o = PalmPyOptions()
+        resid = _palm_py_fn(x, *p) - y
+        why = identification(x, y, p, np.array([0.0, 0.0, -1000.0, 0.0]),
+                             np.array([100.0, 1.0, o.alpha_hi, o.beta_hi]), top, sse=float(resid @ resid),
+                             n=len(y), floor=PALM_PY_FLOOR)
+    else:
+        xs = rows["budget"].to_numpy(dtype=float) / fit.b
+        ys = rows["score"].to_numpy(dtype=float)
+        xu, inv, counts = np.unique(xs, return_inverse=True, return_counts=True)
+        ybar = np.bincount(inv, weights=ys) / counts
+        sse = float(((palm_curve(xs, *p) - ys) ** 2).sum()) if np.all(np.isfinite(p)) else np.nan
+        lo, hi = robust_bounds(float(xs.min()), float(xs.max()), top)
+        why = identification(xu, ybar, p, lo, hi, top, sse=sse, n=len(ys), weights=counts)
+    return replace(fit, unidentified=tuple(why), note=identification_note(why))
 
 
 # --------------------------------------------------------------------------------------------- one entry point
@@ -260,19 +564,24 @@ def fit_curve(
     b: float | None = None,
     seed: int = 0,
     palm_py: PalmPyOptions | None = None,
+    select: str | None = None,
 ) -> PointFit:
     """Point fit of one curve's rows (tidy table columns ``run, budget, score``).
 
     ``mode="palm.py"`` reproduces PALM.py (``b`` is its ``budget_size``, default 100, used only to draw the
     curve on the budget axis). ``mode="robust"`` fits x = B/b over every observation, ``b`` inferred from the
     budgets unless given; when the curve's budgets are the episodes ``b, 2b, ..., Nb`` it also starts from
-    PALM.py's optimum, so it is never worse than it on the same average.
+    PALM.py's optimum, so its least-squares optimum is never worse than it on the same average. ``select``
+    (robust only; default :data:`SELECT`) says when a degenerate optimum is replaced by an equally good
+    interpretable fit (see :func:`fit_robust`). Both modes mark unidentified parameters
+    (:attr:`PointFit.unidentified`).
     """
     if mode not in FIT_MODES:
         raise ValueError(f"unknown fit mode {mode!r}; expected one of {FIT_MODES}")
     o = palm_py or PalmPyOptions()
     if mode == "palm.py":
-        return fit_palm_py(palm_py_average(rows, o.num_samples), o, budget_size=b if b is not None else 100.0)
+        return fit_palm_py(palm_py_average(rows, o.num_samples), o, budget_size=b if b is not None else 100.0,
+                           scale=scale)
     budgets = rows["budget"].to_numpy(dtype=float)
     b_fit = float(b) if b is not None else episode_size(budgets)
     extra = []
@@ -281,16 +590,21 @@ def fit_curve(
         ref = fit_palm_py(palm_py_average(rows, None), o, budget_size=b_fit)
         extra.append(np.array([ref.A_max, ref.delta, ref.alpha, ref.beta]))
     return fit_robust(budgets, rows["score"].to_numpy(dtype=float), b=b_fit, scale=scale, seed=seed,
-                      extra_starts=extra)
+                      extra_starts=extra, select=select)
 
 
 __all__ = [
     "FIT_MODES",
     "PARAM_NAMES",
+    "SELECTIONS",
     "PalmPyOptions",
     "PointFit",
+    "assess",
     "fit_curve",
     "fit_palm_py",
     "fit_robust",
+    "identification",
+    "identification_note",
+    "interpretable_optimum",
     "palm_py_average",
 ]

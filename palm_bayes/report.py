@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from .curve import PARAMETERS
 from .data import CURVE_KEYS
-from .diagnostics import ESS_MIN, RHAT_MAX
+from .diagnostics import ESS_MIN, RHAT_MAX, sampler_runs
 from .forecast import GROUP_ROW
 from .plot import plot_comparison, plot_forecasts, plot_forest, plot_ppc
 
@@ -163,6 +163,9 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
         cols = [c for c in ("param", "point", "mean", "sd", "median", "lower", "upper", "r_hat", "ess_bulk")
                 if c in p.columns]
         curves.table(_fmt(p[cols].rename(columns={"lower": f"lower {level:.0%}", "upper": f"upper {level:.0%}"})))
+        note = p["point_note"].iloc[0] if "point_note" in p.columns and len(p) else ""
+        if note:
+            curves.text(f"point fit: {note} (the posterior intervals say how far the data leave them free)", "warn")
     sections.append(curves)
 
     comp = Section("comparison", "Comparison of methods")
@@ -189,10 +192,10 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
             "--seed) and compare; persistent divergences mean the data fit the PALM form poorly (look at the fan "
             "chart).")
     dg.table(_fmt(diag))
-    bad = diag[diag.status != "ok"]
+    bad = sampler_runs(diag).query("status != 'ok'")  # a pooled group's methods share one run: one warning
     if len(bad):
         for r in bad.itertuples():
-            dg.text(f"{r.dataset} · {r.model} · {r.method}: {r.message}", "warn")
+            dg.text(f"{r.label}: {r.message}", "warn")
     else:
         dg.text("Every curve passed every threshold.")
     pit, cover = pit_values(fc, keys, level=0.9)
@@ -217,9 +220,13 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
 
 # ---------------------------------------------------------------------------------------------- renderers
 
+#: Tables sit in a ``.table-wrap`` box as wide as the page: long cells wrap at spaces (and, for long words such as
+#: paths, anywhere), and a table that still does not fit scrolls sideways inside its box instead of widening the page.
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px;
-text-align:left}th{background:#f3f3f3}img{max-width:100%;height:auto}.warn{color:#8a4b00;background:#fff4e0;
+.table-wrap{max-width:100%;overflow-x:auto;margin:.6em 0}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px;
+text-align:left;vertical-align:top;overflow-wrap:break-word}td{max-width:32em}th{background:#f3f3f3}
+img{max-width:100%;height:auto}.warn{color:#8a4b00;background:#fff4e0;
 padding:2px 6px}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}"""
 
 
@@ -234,7 +241,7 @@ def render_html(report: Report) -> str:
         out.append(f'<section id="{s.id}"><h2>{e(s.title)}</h2>')
         for kind, obj in s.blocks:
             if kind == "table":
-                out.append(obj.to_html(index=False, border=0, na_rep=""))
+                out.append(f'<div class="table-wrap">{obj.to_html(index=False, border=0, na_rep="")}</div>')
             elif kind == "figure":
                 data = base64.b64encode(obj.png).decode()
                 out.append(f'<figure><img alt="{e(obj.caption)}" src="data:image/png;base64,{data}">'

@@ -158,3 +158,88 @@ def test_percent_runs_fit_in_percent(cli, tmp_path):
     assert code == 0, err
     meta = json.loads((tmp_path / "o" / "palm_params.json").read_text())
     assert meta["score_scale"] == "percent" and 70 < meta["A_max"] <= 100 and meta["budget_size"] == 5.0
+
+
+def _simulated_runs(base, truth: dict, n_budgets: int, b: float, sd: float = 0.005, seed: int = 0):
+    from palm_bayes.curve import budget_curve
+
+    rng = np.random.default_rng(seed)
+    B = np.arange(1, n_budgets + 1) * b
+    mu = budget_curve(B, b=b, **truth)
+    ys = [mu + sd * rng.standard_normal(len(B)) for _ in range(5)]
+    return write_runs(base, "m", ys, [B] * 5)
+
+
+def test_fit_warns_about_parameters_the_pilot_does_not_identify(cli, tmp_path):
+    base = _simulated_runs(tmp_path / "flat", dict(A_max=0.8, delta=0.9, alpha=1.0, beta=1.0), 10, 20.0, seed=1)
+    code, out, err = cli("fit", "--base_path", base, "--out_dir", tmp_path / "o")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "o" / "palm_params.json").read_text())
+    assert {"delta", "alpha", "beta"} <= set(meta["unidentified"]) and "A_max" not in meta["unidentified"]
+    warning = [line for line in out.splitlines() if line.startswith("warning: the pilot does not identify")]
+    assert warning == [f"warning: {meta['identification_note']}"]
+    assert "delta" in warning[0] and "compare curves, not these numbers" in warning[0]
+    assert meta["delta"] > 1e-3  # not the degenerate δ → 0 optimum, printed as delta=0.00000000
+    assert "delta=0.00000000" not in out
+
+
+def test_fit_of_a_well_identified_curve_prints_no_identification_warning(cli, tmp_path):
+    truth = dict(A_max=0.85, delta=0.15, alpha=0.7, beta=0.9)
+    base = _simulated_runs(tmp_path / "rising", truth, 30, 10.0, sd=0.004, seed=2)
+    code, out, err = cli("fit", "--base_path", base, "--out_dir", tmp_path / "o")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "o" / "palm_params.json").read_text())
+    assert meta["unidentified"] == [] and meta["identification_note"] == ""
+    assert "does not identify" not in out
+    assert abs(meta["A_max"] - truth["A_max"]) < 0.01 and abs(meta["beta"] - truth["beta"]) < 0.08
+
+
+def _line_x(fig, label):
+    return [np.asarray(line.get_xdata(), dtype=float) for line in fig.axes[0].get_lines()
+            if line.get_label() == label]
+
+
+@pytest.mark.parametrize("mode", ["palm.py", "robust"])
+def test_figure_draws_runs_average_and_fit_on_one_budget_axis(mode):
+    """PALM.py's fit lives on the episode index; with runs that carry their own budgets (20, 40, ..., 400) and
+    PALM.py's default --budget_size 100 the average and the fit used to be drawn at 100, 200, ..., 2000."""
+    import matplotlib.pyplot as plt
+
+    from palm_bayes import data
+    from palm_bayes.export import point_fit_figure
+    from palm_bayes.pointfit import PalmPyOptions, fit_curve
+
+    rows = data.load_palm_runs(RUNS_BASE, "entropy_b20", num_samples=20)
+    fit = fit_curve(rows, mode=mode, b=100.0 if mode == "palm.py" else None, palm_py=PalmPyOptions(num_samples=20))
+    fig = point_fit_figure(("Yeast", "SVC_RBF", "entropy_b20"), rows, fit, scale="fraction", num_samples=20)
+    runs = np.unique(rows["budget"].to_numpy(dtype=float))
+    (avg,) = _line_x(fig, "average over runs")
+    (curve,) = _line_x(fig, "PALM fit")
+    run_x = np.concatenate([np.asarray(line.get_xdata(), dtype=float) for line in fig.axes[0].get_lines()
+                            if line.get_label() not in ("average over runs", "PALM fit")])
+    np.testing.assert_allclose(np.unique(run_x), runs)
+    np.testing.assert_allclose(avg, runs[: len(avg)])
+    assert curve.min() == pytest.approx(runs.min()) and curve.max() == pytest.approx(avg.max())
+    # and the curve drawn there is the fit's own: PALM.py's curve at episode k sits at the k-th budget
+    (fit_line,) = [line for line in fig.axes[0].get_lines() if line.get_label() == "PALM fit"]
+    k = np.interp(np.asarray(fit_line.get_xdata(), float), avg, np.arange(1, len(avg) + 1))
+    x_fit = k if mode == "palm.py" else np.asarray(fit_line.get_xdata(), float) / fit.b
+    np.testing.assert_allclose(fit_line.get_ydata(), fit.predict(x_fit * fit.b), rtol=1e-9)
+    plt.close(fig)
+
+
+def test_palm_py_mode_json_budgets_are_the_labels_spent(cli, tmp_path):
+    code, _, err = cli("fit", "--base_path", RUNS_BASE, "--method", "entropy_b20", "--fit-mode", "palm.py",
+                       "--out_dir", tmp_path)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "palm_params.json").read_text())
+    x = np.load(RUNS_BASE / "entropy_b20_1" / "plot_episode_xvalues.npy")[:20]
+    np.testing.assert_allclose(meta["budgets"], x)  # not episode × --budget_size (100, ..., 2000)
+    np.testing.assert_allclose(meta["x"], np.arange(1, 21))
+    assert meta["budget_size"] == 100.0 and meta["x_axis"] == "episode index 1..N"
+    # y_fit stays PALM.py's curve at its own x = 1..N
+    from palm_bayes.curve import PALM_PY_FLOOR, palm_curve
+
+    y_fit = palm_curve(np.arange(1, 21.0), meta["A_max"], meta["delta"], meta["alpha"], meta["beta"],
+                       floor=PALM_PY_FLOOR)
+    np.testing.assert_allclose(np.load(tmp_path / "y_fit.npy"), y_fit, rtol=1e-12)

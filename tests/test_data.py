@@ -114,3 +114,66 @@ def test_select_unknown_method_lists_what_exists():
     df = data.load_curves(AL_CSV)
     with pytest.raises(InputError, match="found: coreset, entropy"):
         data.select(df, method="nope")
+
+
+# ------------------------------------------------------------------------------------ one scale per run/curve
+
+def _csv(tmp_path, runs: dict[tuple[str, str], list[float]], budgets=(10, 20, 30, 40, 50)):
+    rows = [(m, r, b, v) for (m, r), ys in runs.items() for b, v in zip(budgets, ys, strict=True)]
+    p = tmp_path / "curves.csv"
+    pd.DataFrame(rows, columns=["method", "run", "budget", "score"]).to_csv(p, index=False)
+    return p
+
+
+FRACTIONS = [0.60, 0.68, 0.72, 0.74, 0.75]
+
+
+def test_runs_on_different_scales_are_refused_naming_curve_runs_and_rows(tmp_path):
+    p = _csv(tmp_path, {("m", "1"): FRACTIONS, ("m", "2"): [60.1, 68.4, 72.0, 74.0, 75.0]})
+    with pytest.raises(InputError) as e:
+        data.load_curves(p)
+    msg = str(e.value)
+    assert str(p) in msg and "run 1" in msg and "run 2" in msg and "unknown/unknown/m" in msg
+    assert "line 2" in msg and "line 7" in msg and "--scale" in msg and "\n" not in msg
+    # two curves of one file on different scales: refused the same way
+    p = _csv(tmp_path, {("m", "1"): FRACTIONS, ("n", "1"): [60.0, 68.0, 72.0, 74.0, 75.0]})
+    with pytest.raises(InputError, match=r"curve unknown/unknown/m, run 1 is in fractions .* curve "
+                       r"unknown/unknown/n, run 1 in percent"):
+        data.load_curves(p)
+
+
+def test_a_single_typo_above_one_in_a_fraction_run_is_refused(tmp_path):
+    p = _csv(tmp_path, {("m", "1"): [0.60, 0.68, 1.7, 0.74, 0.75], ("m", "2"): FRACTIONS})
+    with pytest.raises(InputError, match=r"line 4: curve unknown/unknown/m, run 1: 1 score\(s\) above 1 among 4 "
+                       r"fractions .*1\.7"):
+        data.load_curves(p)
+    # a fraction among percentages is named the same way
+    p = _csv(tmp_path, {("m", "1"): [60.0, 68.0, 0.72, 74.0, 75.0]})
+    with pytest.raises(InputError, match=r"line 4: .* between 0 and 1 among 4 percentages"):
+        data.load_curves(p)
+
+
+def test_percent_above_100_and_stated_scales(tmp_path):
+    p = _csv(tmp_path, {("m", "1"): [60.0, 68.0, 72.0, 74.0, 100.5]})
+    with pytest.raises(InputError, match=r"line 6: score 100.5 is outside \[0, 1\] and \[0, 100\]"):
+        data.load_curves(p)
+    # a percent curve that starts below 1 % (e.g. many classes at chance) is read with --scale percent
+    low = _csv(tmp_path, {("m", "1"): [0.8, 5.0, 12.0, 20.0, 30.0]})
+    with pytest.raises(InputError, match="--scale"):
+        data.load_curves(low)
+    df = data.load_curves(low, scale="percent")
+    assert df.attrs["scale"] == "percent" and "as stated with --scale" in df.attrs["notes"][-1]
+    with pytest.raises(InputError, match=r"lines 3, 4, 5, 6: score 5 is outside \[0, 1\] \(expected fractions"):
+        data.load_curves(low, scale="fraction")
+    # 0 and 1 fit both scales: a fraction run that reaches 1.0 and a percent run that starts at 0 are fine
+    assert data.load_curves(_csv(tmp_path, {("m", "1"): [0.0, 0.5, 0.9, 1.0, 1.0]})).attrs["scale"] == "fraction"
+    assert data.load_curves(_csv(tmp_path, {("m", "1"): [0.0, 50, 90, 99, 100]})).attrs["scale"] == "percent"
+
+
+def test_run_files_on_different_scales_name_the_files(tmp_path):
+    base = write_runs(tmp_path / "D" / "M", "rnd", [np.array(FRACTIONS), np.array([60.0, 68, 72, 74, 75])])
+    with pytest.raises(InputError) as e:
+        data.load_curves(base)
+    msg = str(e.value)
+    assert "rnd_1" in msg and "rnd_2" in msg and "episode 1" in msg and "percent" in msg
+    assert data.load_curves(base, scale="percent").attrs["scale"] == "percent"

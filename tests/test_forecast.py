@@ -86,9 +86,9 @@ def test_same_seed_same_numbers_and_saved_posterior_reloads(tmp_path):
     pa, pb = a.predict(level=0.9), b.predict(level=0.9)
     pd.testing.assert_frame_equal(pa, pb)
     a.save(tmp_path)
-    from palm_bayes._compat import az
+    from palm_bayes._compat import arviz
 
-    saved = az.from_netcdf(tmp_path / "posterior.nc")  # ArviZ reads it (InferenceData or DataTree)
+    saved = arviz().from_netcdf(tmp_path / "posterior.nc")  # ArviZ reads it (InferenceData or DataTree)
     assert saved["posterior"]["A_max"].dims == ("curve", "chain", "draw")
     again = Forecaster.load(tmp_path)
     pd.testing.assert_frame_equal(pa, again.predict(level=0.9))
@@ -323,3 +323,25 @@ def test_discrepancy_widens_only_the_extrapolation(recovery):
     assert widths[0.02][:2] == pytest.approx(widths[0.0][:2])  # inside the data: the same band
     assert np.all(widths[0.02][2:] > widths[0.0][2:] + 0.01)  # beyond it: wider
     assert widths[0.02][3] - widths[0.0][3] > widths[0.02][2] - widths[0.0][2]  # and more so further out
+
+
+def test_every_band_stays_on_the_score_scale_at_every_level():
+    """Near an edge the Normal noise and the discrepancy put draws past it; bands end at the edge, never beyond
+    (censored at 0 and at the scale's maximum), for both bands, every level and both scales."""
+    params = [dict(A_max=0.995, delta=0.6, alpha=1.0, beta=1.0), dict(A_max=0.9, delta=0.004, alpha=0.0, beta=1.0)]
+    df, _ = simulate(2, seed=21, n_runs=3, n_budgets=8, params=params)
+    rng = np.random.default_rng(0)
+    df["score"] = np.clip(df["score"] + 0.03 * rng.standard_normal(len(df)), 0, 1)  # noisy near 1 and near 0
+    levels = [0.5, 0.9, 0.99]
+    for scale, top in (("fraction", 1.0), ("percent", 100.0)):
+        rows = df.assign(score=df["score"] * top)
+        rows.attrs["scale"] = scale
+        table = Forecaster(seed=8, **FAST).fit(rows).predict(level=levels, horizon=400)
+        bands = [c for c in table.columns if c.startswith(("lower", "upper", "pred_lower", "pred_upper"))]
+        assert len(bands) == 4 + 4 * len(levels)
+        values = table[bands].to_numpy()
+        assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= top
+        near_one = table[table.method == "c00"]
+        near_zero = table[table.method == "c01"]
+        assert (near_one["pred_upper_99"] == top).any()  # the band reaches the edge and stops there
+        assert (near_zero["pred_lower_99"] == 0).any()

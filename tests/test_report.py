@@ -63,6 +63,9 @@ def test_report_is_self_contained_and_complete(cli, tmp_path):
     for name in ("A_max", "delta", "alpha", "beta", "sigma", "tau"):
         assert text.count(f"<td>{name}</td>") >= len(methods)
     assert "Posterior predictive check" in text and "<th>p_reach</th>" in text
+    # these 6-episode pilots do not pin down every PALM parameter of the point fit: the report says so
+    assert "point fit: the pilot does not identify" in text
+    assert text.count('<div class="table-wrap"><table') == text.count("<table") == page.tables  # every table boxed
     # figures: fans (2) + comparison + forest + PPC = 5, the same in HTML and Markdown
     assert len(page.srcs) == 5
     md = (tmp_path / "report.md").read_text()
@@ -98,3 +101,23 @@ def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
     print_progress(2, 4, ("d", "m", "x"), 0.5)
     err = capsys.readouterr().err
     assert "2/4 curves" in err and "█" * 12 + "·" * 12 in err
+
+
+def test_tables_sit_in_a_box_that_keeps_them_on_the_page():
+    import pandas as pd
+
+    from palm_bayes.report import Report, Section, render_html
+
+    wide = pd.DataFrame([{f"column_{i}": "a_long_unbroken_value_" * 3 for i in range(16)}])
+    s = Section("diagnostics", "Sampler diagnostics")
+    s.table(wide)
+    s.text("between")
+    s.table(wide.iloc[:, :2])
+    text = render_html(Report("t", [s]))
+    css = re.search(r"<style>(.*?)</style>", text, re.S).group(1)
+    # the box scrolls sideways when a table is wider than the page, and is never wider than the page itself
+    rule = re.search(r"\.table-wrap\{([^}]*)\}", css).group(1)
+    assert "overflow-x:auto" in rule and "max-width:100%" in rule
+    assert "overflow-wrap:break-word" in css  # long cells wrap rather than widen the table
+    assert text.count("<table") == 2
+    assert len(re.findall(r'<div class="table-wrap"><table[^>]*>.*?</table>\s*</div>', text, re.S)) == 2

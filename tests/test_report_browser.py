@@ -37,10 +37,15 @@ def test_report_opens_in_headless_chromium_without_network(cli, tmp_path):
             "const imgs = [...document.images];"
             "return {n: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,"
             " sections: [...document.querySelectorAll('section')].map(s => s.id),"
-            " tables: document.querySelectorAll('table').length};")
+            " tables: document.querySelectorAll('table').length,"
+            " page: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,"
+            " boxes: [...document.querySelectorAll('table')].map(t => t.parentElement.getBoundingClientRect().right)};")
         assert state["n"] == 5 and state["loaded"] == 5, state  # no broken image
         assert state["sections"] == ["data", "curves", "comparison", "diagnostics", "decision"]
         assert state["tables"] >= 5
+        # no table runs off the page: the page does not scroll sideways, and every table's box ends inside it
+        assert state["scroll"] <= state["page"], state
+        assert len(state["boxes"]) == state["tables"] and max(state["boxes"]) <= state["page"], state
         requests = []
         for entry in driver.get_log("performance"):
             msg = json.loads(entry["message"])["message"]
