@@ -63,17 +63,16 @@ def load_task(tools_dir: str):
     return task
 
 
-def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None):
-    """Fit one dev set's pilots, forecast its later budgets and score them. Returns (score dict, forecaster)."""
+def dev_pilots(a: argparse.Namespace, name: str, task):
+    """(pilot tidy table, truth table, {key: later budgets to forecast, sorted}) of one dev set (its first
+    ``a.limit`` curves if set), cut with the official rule."""
     from palm_bayes import data
-    from palm_bayes.forecast import Forecaster
 
     fname, rule = SETS[name]
     full = pd.read_csv(Path(a.data_dir) / fname)
     if a.limit:
         k = task.keys(full)
-        first = full[k].drop_duplicates().head(a.limit)
-        full = full.merge(first, on=k)
+        full = full.merge(full[k].drop_duplicates().head(a.limit), on=k)
     pilot_rows, truth = task.split(full, rule)
     with tempfile.TemporaryDirectory() as tmp:
         pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
@@ -84,7 +83,15 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
         m = np.ones(len(truth), bool)
         for c in task.keys(truth):
             m &= truth[c].astype(str).to_numpy() == kk[c]
-        targets[key] = truth.loc[m, "budget"].to_numpy(dtype=float)
+        targets[key] = np.sort(truth.loc[m, "budget"].to_numpy(dtype=float))
+    return pilot, truth, targets
+
+
+def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None):
+    """Fit one dev set's pilots, forecast its later budgets and score them. Returns (score dict, forecaster)."""
+    from palm_bayes.forecast import Forecaster
+
+    pilot, truth, targets = dev_pilots(a, name, task)
     settings = dict(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, likelihood=a.likelihood,
                     target_accept=a.target_accept, noise_trend=not a.no_noise_trend, low_rank=not a.no_low_rank,
                     misfit=a.misfit, loo=a.loo, geometry=a.geometry, ar1=a.ar1,

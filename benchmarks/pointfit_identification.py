@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,7 +33,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from forecast_benchmark import SETS, load_task  # noqa: E402
+from forecast_benchmark import SETS, dev_pilots, load_task  # noqa: E402
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,29 +54,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--per-curve", action="store_true", help="print every curve's parameters and errors")
     ap.add_argument("--out", default=None, help="write the per-curve table and the summary here (CSV + JSON)")
     return ap.parse_args(argv)
-
-
-def pilots(a: argparse.Namespace, name: str, task):
-    """(pilot tidy table, truth table, {key: target budgets}) of one dev set, cut with the official rule."""
-    from palm_bayes import data
-
-    fname, rule = SETS[name]
-    full = pd.read_csv(Path(a.data_dir) / fname)
-    if a.limit:
-        k = task.keys(full)
-        full = full.merge(full[k].drop_duplicates().head(a.limit), on=k)
-    pilot_rows, truth = task.split(full, rule)
-    with tempfile.TemporaryDirectory() as tmp:
-        pilot_rows.to_csv(Path(tmp) / "pilot.csv", index=False)
-        pilot = data.load_curves(Path(tmp) / "pilot.csv")
-    targets = {}
-    for key, _ in data.iter_curves(pilot):
-        kk = dict(zip(data.CURVE_KEYS, key, strict=True))
-        m = np.ones(len(truth), bool)
-        for c in task.keys(truth):
-            m &= truth[c].astype(str).to_numpy() == kk[c]
-        targets[key] = np.sort(truth.loc[m, "budget"].to_numpy(dtype=float))
-    return pilot, truth, targets
 
 
 def run_rule(pilot, truth, targets, task, select: str, seed: int, label: str):
@@ -161,7 +137,7 @@ def main() -> None:
     task = load_task(a.tools_dir)
     summary, tables = [], []
     for name in a.sets:
-        pilot, truth, targets = pilots(a, name, task)
+        pilot, truth, targets = dev_pilots(a, name, task)
         print(f"\n=== {name} dev: robust point fit on the official pilots ('{SETS[name][1]}' rule, "
               f"{truth.groupby(task.keys(truth)).ngroups} curves) ===")
         print(f"  {'rule':34s} {'MAE final':>9s} {'median':>7s} {'MAE all':>8s} {'flagged':>8s} {'bound':>6s} "
