@@ -6,9 +6,9 @@
 Each ```bash block of README.md is scanned for `palm-bayes` command lines whose input exists in the repository
 (lines that name files the user would bring, such as `runs.csv`, are skipped). The commands run in order, all in
 one scratch folder that sees the repository's `examples/` (so `out/` of one command feeds the next, as for a
-reader going down the page), and each is timed. When the README shows what the commands print (standard
-output, then standard error) in the next fenced block, the lines that differ are printed as a diff; otherwise the
-output is printed whole. Nothing in the
+reader going down the page), and each is timed. Every command's terminal output (both streams, in order) is
+printed, except where the README shows what a block's last command prints in the next fenced block: there only the
+lines that differ are printed, as a diff. Nothing in the
 repository is written.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import shlex
 import subprocess
@@ -70,17 +71,18 @@ def run(cmds: list[str], shown: list[str] | None, where: Path) -> None:
     """Run one block's commands in ``where``; print their timings and what they printed (or its diff from the
     README's block)."""
     exe = Path(sys.executable).with_name("palm-bayes")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # both streams in the order a terminal shows them
     printed = []
     for cmd in cmds:
         t0 = time.perf_counter()
-        done = subprocess.run([str(exe), *shlex.split(cmd)[1:]], cwd=where, capture_output=True, text=True)
+        done = subprocess.run([str(exe), *shlex.split(cmd)[1:]], cwd=where, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
         wall = time.perf_counter() - t0
         print(f"$ {cmd}\n  exit {done.returncode}, {wall:.1f} s wall")
-        printed += done.stdout.splitlines() + done.stderr.splitlines()  # the terminal: both streams
-    if shown is None:
-        for line in printed:
-            print(f"  {line}")
-    else:
+        printed = done.stdout.splitlines()  # the README shows what the block's last command prints
+        if cmd != cmds[-1] or shown is None:
+            print("\n".join(f"  {line}" for line in printed))
+    if shown is not None:
         diff = list(difflib.unified_diff(shown, printed, "README", "now", lineterm="", n=0))
         print("  output as in the README" if not diff else "\n".join(f"  {line}" for line in diff))
     print()
