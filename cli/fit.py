@@ -11,6 +11,8 @@ from palm_bayes.errors import InputError
 from palm_bayes.outputs import OutputDir
 from palm_bayes.pointfit import FIT_MODES, PalmPyOptions, fit_curve
 
+from .forecast import add_scale_flag
+
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kw) -> None:
     """Add a PALM.py flag under its own underscored name and the dashed spelling."""
@@ -55,9 +57,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fit-mode", "--fit_mode", dest="fit_mode", choices=FIT_MODES, default="robust",
                    help="robust (default) or palm.py (PALM.py's exact procedure)")
     p.add_argument("--seed", type=int, default=0, help="seed of the robust multistart (default 0)")
-    p.add_argument("--scale", choices=data.SCALES,
-                   help="the scores' scale, fraction (0-1) or percent (0-100); default: read from the scores, "
-                   "refusing runs and curves that do not share one scale")
+    add_scale_flag(p)
     p.set_defaults(run=run)
 
 

@@ -22,6 +22,13 @@ OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "for
 PRIOR_FIGURE = "prior_check.png"
 
 
+def add_scale_flag(p) -> None:
+    """``--scale``: state the scores' scale instead of detecting it (every command that reads curves)."""
+    p.add_argument("--scale", choices=data.SCALES,
+                   help="the scores' scale, fraction (0-1) or percent (0-100); default: read from the scores, "
+                   "refusing runs and curves that do not share one scale")
+
+
 def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that samples (forecast, and later decide/report/backtest)."""
     g = p.add_argument_group("fitting")
@@ -59,9 +66,7 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="run the per-curve fits on this Dask distributed scheduler (e.g. tcp://host:8786; needs "
                    "pip install 'palm-bayes[dask]')")
-    g.add_argument("--scale", choices=data.SCALES,
-                   help="the scores' scale, fraction (0-1) or percent (0-100); default: read from the scores, "
-                   "refusing runs and curves that do not share one scale")
+    add_scale_flag(g)
     g.add_argument("--budget-size", type=float, default=100.0,
                    help="labels per episode for PALM run folders without x values (default 100)")
     g.add_argument("--quiet", action="store_true", help="no progress or summary output")

@@ -160,6 +160,18 @@ def test_percent_runs_fit_in_percent(cli, tmp_path):
     assert meta["score_scale"] == "percent" and 70 < meta["A_max"] <= 100 and meta["budget_size"] == 5.0
 
 
+def test_scale_flag_reads_a_percent_curve_that_starts_below_one_percent(cli, tmp_path):
+    ys = [np.array([0.6, 4.0, 9.0, 15.0, 20.0, 24.0, 27.0]) + 0.1 * i for i in range(2)]
+    write_runs(tmp_path / "in", "m", ys, [np.arange(1, 8) * 5.0] * 2)
+    code, out, err = cli("fit", "--base_path", tmp_path / "in", "--out_dir", tmp_path / "o")
+    assert code == 2 and "between 0 and 1 among 6 percentages" in err and "--scale" in err
+    assert not (tmp_path / "o").exists()
+    code, out, err = cli("fit", "--base_path", tmp_path / "in", "--scale", "percent", "--out_dir", tmp_path / "o")
+    assert code == 0, err
+    assert "scores read as percent (0–100), as stated with --scale" in out
+    assert json.loads((tmp_path / "o" / "palm_params.json").read_text())["score_scale"] == "percent"
+
+
 def _simulated_runs(base, truth: dict, n_budgets: int, b: float, sd: float = 0.005, seed: int = 0):
     from palm_bayes.curve import budget_curve
 
