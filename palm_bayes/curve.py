@@ -31,6 +31,7 @@ PARAMETERS: dict[str, str] = {
     "beta": "scalability > 0: β > 1 learning accelerates as labels accumulate, β < 1 it decelerates",
 }
 
+
 def on_scale(values: np.ndarray, top: float = 1.0) -> np.ndarray:
     """Accuracy draws kept on their scale [0, ``top``]: a draw beyond an edge is set to the edge.
 

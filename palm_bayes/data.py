@@ -6,7 +6,7 @@ Every loader returns a :class:`pandas.DataFrame` with the columns of :data:`TIDY
 
 one row per (run, budget) observation; one *curve* is one (dataset, model, method). ``run`` is a label (a run
 folder name, or the CSV's run id as text). ``budget`` is the cumulative number of labels; ``score`` is on the
-input's own scale (fractions 0–1 or percentages 0–100; see :func:`detect_scale`), recorded in
+input's own scale (fractions 0–1 or percentages 0–100; see :func:`check_scale`), recorded in
 ``df.attrs["scale"]``. Human-readable notes about what was read (and anything repaired) are in
 ``df.attrs["notes"]``.
 
@@ -48,25 +48,6 @@ MIN_BUDGETS = 4
 
 SCALES = ("fraction", "percent")
 SCALE_WORDS = {"fraction": "fractions (0–1)", "percent": "percent (0–100)"}
-
-
-def detect_scale(scores: np.ndarray | pd.Series, source: str = "input") -> str:
-    """Tell whether scores are fractions (0–1) or percentages (0–100).
-
-    Returns ``"fraction"`` when every score lies in [0, 1], ``"percent"`` when they lie in [0, 100] and some
-    exceed 1; raises :class:`InputError` otherwise. This looks at the scores together; :func:`validate` also
-    checks that every run and every curve of a table share one scale.
-    """
-    s = np.asarray(scores, dtype=float)
-    if s.size == 0:
-        raise InputError(f"{source}: no scores")
-    lo, hi = float(np.min(s)), float(np.max(s))
-    if lo < 0 or hi > 100:
-        bad = lo if lo < 0 else hi
-        raise InputError(
-            f"{source}: score {bad:g} is outside [0, 1] and [0, 100] (expected accuracies as fractions or percent)"
-        )
-    return "fraction" if hi <= 1 else "percent"
 
 
 def scale_max(scale: str) -> float:
@@ -461,6 +442,12 @@ def check_scale(df: pd.DataFrame, source: str = "input", scale: str | None = Non
     if bad.size:
         raise InputError(f"{_rows_text(df, source, bad)}: score {s[bad[0]]:g} is outside [0, 1] and [0, 100] "
                          "(expected accuracies as fractions or percent)")
+    place = _places(df, source)
+
+    def at(i: int) -> str:  # a CSV line within the message's file, or a run file and its episode
+        file, unit, n = place(i)
+        return f"{unit} {n}" if unit == "line" else f"{file}: {unit} {n}"
+
     kind = np.where(s > 1, "percent", np.where((s > 0) & (s < 1), "fraction", ""))  # "": 0 or 1, either scale
     expected = ("expected one scale for the whole input: fractions 0–1 or percent 0–100; if the guess is wrong, "
                 "state it with --scale")
@@ -483,7 +470,6 @@ def check_scale(df: pd.DataFrame, source: str = "input", scale: str | None = Non
         for other, (other_name, other_row) in seen.items():
             if other != run_scale:
                 a, b = sorted([(run_scale, name, first), (other, other_name, other_row)], key=lambda t: t[2])
-                at = (lambda i: _locator(df, source)(i)) if "_source" in df.columns else (lambda i: f"line {_line(i)}")
                 raise InputError(f"{source}: {a[1]} is in {SCALE_WORDS[a[0]]} ({at(a[2])}: {s[a[2]]:g}) but "
                                  f"{b[1]} in {SCALE_WORDS[b[0]]} ({at(b[2])}: {s[b[2]]:g}); {expected}")
         seen.setdefault(run_scale, (name, first))
@@ -512,10 +498,11 @@ def select(df: pd.DataFrame, *, dataset=None, model=None, method=None) -> pd.Dat
             continue
         want = [want] if isinstance(want, str) else list(want)
         m = df[col].isin(want)
-        absent = [w for w in want if w not in set(df[col])]
+        have = set(df[col])
+        absent = [w for w in want if w not in have]
         if absent:
-            have = ", ".join(sorted(df[col].unique(), key=natural_key))
-            raise InputError(f"no {col} named {', '.join(absent)} in the input (found: {have})")
+            found = ", ".join(sorted(have, key=natural_key))
+            raise InputError(f"no {col} named {', '.join(absent)} in the input (found: {found})")
         mask &= m
     out = df[mask].reset_index(drop=True)
     if out.empty:

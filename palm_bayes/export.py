@@ -43,25 +43,27 @@ def episode_budgets(rows: pd.DataFrame, n: int) -> np.ndarray:
     return np.stack(runs).mean(axis=0)
 
 
-def measured_budgets(rows: pd.DataFrame, fit: PointFit, num_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(budgets in labels, x the fit used) of each entry of ``y_avg``/``y_fit``: for ``palm.py`` fits the runs'
-    budgets at episodes 1..N and x = 1..N; for ``robust`` fits the distinct budgets and x = B/b."""
-    budgets, y = fitted_average(rows, fit, num_samples)
+def measured_budgets(rows: pd.DataFrame, fit: PointFit, fit_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(budgets in labels, x the fit used) of each entry of ``y_avg``/``y_fit``, from where
+    :func:`fitted_average` evaluates the fit (``fit_at``): for ``palm.py`` fits the runs' budgets at episodes
+    1..N and x = 1..N; for ``robust`` fits the distinct budgets and x = B/b."""
     if fit.mode == "palm.py":
-        return episode_budgets(rows, len(y)), np.arange(1, len(y) + 1, dtype=float)
-    return budgets, budgets / fit.b
+        return episode_budgets(rows, len(fit_at)), np.arange(1, len(fit_at) + 1, dtype=float)
+    return fit_at, fit_at / fit.b
 
 
 def point_fit_figure(key: tuple[str, str, str], rows: pd.DataFrame, fit: PointFit, *, scale: str,
-                     num_samples: int | None, x_mode: str = "episodes"):
+                     num_samples: int | None, x_mode: str = "episodes",
+                     average: tuple[np.ndarray, np.ndarray] | None = None):
     """``palm_fit.png``: the runs, the fitted average and the fit, all at the labels actually spent.
 
     A ``palm.py`` fit lives on PALM.py's episode index 1..N, not on the budget axis; its average and its curve
     are drawn at the budget of each episode (the curve between episodes k and k+1 between their budgets), so
-    they sit on the runs whatever ``--budget_size`` says.
+    they sit on the runs whatever ``--budget_size`` says. ``average`` is :func:`fitted_average`'s result when
+    the caller has it already.
     """
-    _, y_avg = fitted_average(rows, fit, num_samples)
-    budgets, x = measured_budgets(rows, fit, num_samples)
+    fit_at, y_avg = average if average is not None else fitted_average(rows, fit, num_samples)
+    budgets, x = measured_budgets(rows, fit, fit_at)
     t = np.linspace(x.min(), x.max(), 200)  # the fit's own x
     where = np.interp(t, x, budgets)  # ... placed at the budgets those x stand for
     title = f"{key[0]} · {key[1]} · {key[2]}\n{mode_label(fit, x_mode)}"
@@ -92,7 +94,7 @@ def write_palm_py_folder(
     """Write the five PALM.py output files for one curve under ``out/prefix`` and return the JSON record."""
     fit_at, y_avg = fitted_average(rows, fit, num_samples)
     y_fit = fit.predict(fit_at)
-    budgets, x = measured_budgets(rows, fit, num_samples)
+    budgets, x = measured_budgets(rows, fit, fit_at)
     rec = params_record(key, fit, len(y_avg), x_mode)
     meta = {
         **{k: rec[k] for k in ("dataset", "model", "method", "episodes", "mode", "budget_size")},
@@ -120,6 +122,7 @@ def write_palm_py_folder(
     out.write_csv(f"{p}palm_params.csv", pd.DataFrame([rec])[PALM_PY_CSV_COLUMNS])
     out.write_npy(f"{p}y_avg.npy", y_avg)
     out.write_npy(f"{p}y_fit.npy", y_fit)
-    fig = point_fit_figure(key, rows, fit, scale=scale, num_samples=num_samples, x_mode=x_mode)
+    fig = point_fit_figure(key, rows, fit, scale=scale, num_samples=num_samples, x_mode=x_mode,
+                           average=(fit_at, y_avg))
     out.write_figure(f"{p}palm_fit.png", fig)
     return meta

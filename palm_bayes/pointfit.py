@@ -147,6 +147,11 @@ def _palm_py_fn(x, A, d, a, b):
     return palm_curve(x, A, d, a, b, floor=PALM_PY_FLOOR)
 
 
+def palm_py_bounds(o: PalmPyOptions) -> tuple[np.ndarray, np.ndarray]:
+    """PALM.py's bounds on (A_max, δ, α, β): ``[0, 0, -1000, 0] .. [100, 1, alpha_hi, beta_hi]``."""
+    return np.array([0.0, 0.0, -1000.0, 0.0]), np.array([100.0, 1.0, o.alpha_hi, o.beta_hi])
+
+
 def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0,
                 scale: str | None = None) -> PointFit:
     """Fit ``y_avg`` exactly as PALM.py does (see the module docstring), then mark (never change) the parameters
@@ -167,7 +172,7 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     y = np.asarray(y_avg, dtype=float)
     x = np.arange(1, len(y) + 1, dtype=float)
     p0 = [o.init_A_max if o.init_A_max is not None else float(y.max()), o.init_delta, o.init_alpha, o.init_beta]
-    bounds = ([0.0, 0.0, -1000.0, 0.0], [100.0, 1.0, o.alpha_hi, o.beta_hi])
+    bounds = palm_py_bounds(o)
     try:
         with np.errstate(all="ignore"):
             popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000)
@@ -176,8 +181,8 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
         popt, ok, msg = np.array(p0, dtype=float), False, f"curve_fit failed: {e}"
     resid = _palm_py_fn(x, *popt) - y
     sse = float(resid @ resid)
-    why = identification(x, y, popt, np.array(bounds[0]), np.array(bounds[1]),
-                         scale_max(scale) if scale else 100.0, sse=sse, n=len(y), floor=PALM_PY_FLOOR)
+    why = identification(x, y, popt, *bounds, scale_max(scale) if scale else 100.0, sse=sse, n=len(y),
+                         floor=PALM_PY_FLOOR)
     return PointFit(*map(float, popt), b=float(budget_size), axis="episode_index", mode="palm.py", sse=sse,
                     rmse=float(np.sqrt(sse / len(y))), n_points=len(y), success=bool(ok and np.isfinite(sse)),
                     message=msg, extra={"y_avg": y.tolist()}, unidentified=tuple(why),
@@ -185,6 +190,26 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
 
 
 # --------------------------------------------------------------------------------------------- robust
+
+
+def per_x_means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(distinct x, observations there, their mean score, the within-x sum of squares). Least squares over every
+    observation equals weighted least squares on these means (weights = counts) plus that constant."""
+    xu, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ybar = np.bincount(inv, weights=y) / counts
+    return xu, counts, ybar, float(((y - ybar[inv]) ** 2).sum())
+
+
+def _bounded_lsq(resid, jac, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int):
+    """SciPy's bounded trust-region least squares from ``start`` (moved just inside the bounds); None when it
+    raises on a non-finite step."""
+    start = np.clip(np.asarray(start, dtype=float), lo + 1e-12, hi - 1e-12)
+    try:
+        with np.errstate(all="ignore"):
+            return optimize().least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                                            max_nfev=max_nfev)
+    except (ValueError, FloatingPointError):
+        return None
 
 
 def robust_bounds(x_min: float, x_max: float, top: float) -> tuple[np.ndarray, np.ndarray]:
@@ -391,14 +416,8 @@ def interpretable_optimum(
         def jac(p):
             return np.vstack([sw[:, None] * palm_curve_jacobian(x, *p), m * dpen(p)])
 
-        start = np.clip(start, lo + 1e-12, hi - 1e-12)
-        try:
-            with np.errstate(all="ignore"):
-                res = optimize().least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
-                                    max_nfev=max_nfev)
-        except (ValueError, FloatingPointError):
-            return None, np.inf
-        if not np.all(np.isfinite(res.fun)):
+        res = _bounded_lsq(resid, jac, start, lo, hi, max_nfev)
+        if res is None or not np.all(np.isfinite(res.fun)):
             return None, np.inf
         return res.x, sse_of(res.x)
 
@@ -470,10 +489,8 @@ def fit_robust(
 
     # Least squares over every observation equals weighted least squares on the per-budget means (plus a
     # constant), which is cheaper: fit the means with weights sqrt(n) and report the all-observation SSE.
-    xu, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
-    ybar = np.bincount(inv, weights=y) / counts
+    xu, counts, ybar, within = per_x_means(x, y)
     w = np.sqrt(counts)
-    within = float(((y - ybar[inv]) ** 2).sum())
 
     def resid(p):
         return w * (palm_curve(xu, *p) - ybar)
@@ -482,12 +499,8 @@ def fit_robust(
         return w[:, None] * palm_curve_jacobian(xu, *p)
 
     def run(start, nfev):
-        start = np.clip(np.asarray(start, dtype=float), lo + 1e-12, hi - 1e-12)
-        try:
-            with np.errstate(all="ignore"):
-                res = optimize().least_squares(resid, start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
-                                    max_nfev=nfev)
-        except (ValueError, FloatingPointError):
+        res = _bounded_lsq(resid, jac, start, lo, hi, nfev)
+        if res is None:
             return None, np.inf
         return res, (float(res.fun @ res.fun) + within if np.all(np.isfinite(res.fun)) else np.inf)
 
@@ -537,16 +550,13 @@ def assess(fit: PointFit, rows: pd.DataFrame, scale: str = "fraction",
     if fit.mode == "palm.py":
         y = palm_py_average(rows, num_samples)
         x = np.arange(1, len(y) + 1, dtype=float)
-        o = PalmPyOptions()
         resid = _palm_py_fn(x, *p) - y
-        why = identification(x, y, p, np.array([0.0, 0.0, -1000.0, 0.0]),
-                             np.array([100.0, 1.0, o.alpha_hi, o.beta_hi]), top, sse=float(resid @ resid),
-                             n=len(y), floor=PALM_PY_FLOOR)
+        why = identification(x, y, p, *palm_py_bounds(PalmPyOptions()), top, sse=float(resid @ resid), n=len(y),
+                             floor=PALM_PY_FLOOR)
     else:
         xs = rows["budget"].to_numpy(dtype=float) / fit.b
         ys = rows["score"].to_numpy(dtype=float)
-        xu, inv, counts = np.unique(xs, return_inverse=True, return_counts=True)
-        ybar = np.bincount(inv, weights=ys) / counts
+        xu, counts, ybar, _ = per_x_means(xs, ys)
         sse = float(((palm_curve(xs, *p) - ys) ** 2).sum()) if np.all(np.isfinite(p)) else np.nan
         lo, hi = robust_bounds(float(xs.min()), float(xs.max()), top)
         why = identification(xu, ybar, p, lo, hi, top, sse=sse, n=len(ys), weights=counts)

@@ -46,11 +46,15 @@ def test_percent_scale_detected_and_kept(tmp_path):
     assert df.score.max() > 1
 
 
-def test_detect_scale():
-    assert data.detect_scale([0.1, 1.0]) == "fraction"
-    assert data.detect_scale([10, 55.5]) == "percent"
+def test_check_scale_of_scores():
+    def scale(scores):
+        return data.check_scale(pd.DataFrame({"dataset": "d", "model": "m", "method": "a", "run": "1",
+                                              "score": scores}))
+
+    assert scale([0.1, 1.0]) == "fraction"
+    assert scale([10, 55.5]) == "percent"
     with pytest.raises(InputError, match="outside"):
-        data.detect_scale([10, 101])
+        scale([10, 101])
 
 
 def test_ragged_runs_are_kept_whole(tmp_path):
