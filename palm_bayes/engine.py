@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import _compat
+from .compile_cache import compile_model
 from .curve import delta_from_log_lambda, on_scale, palm_curve_cloglog
 from .diagnostics import diagnostics_table, health_warnings
 from .model import CurveData, build_model, pad_runs
@@ -146,16 +147,11 @@ class PalmSampler:
             TIMINGS["build"] += t1 - t0
             compiled = None
             if backend == "nutpie":
-                import nutpie
-
                 # the key's words say which model: its geometry, and "group"/pooling for a joint model
                 what = ", ".join(k for k in key if isinstance(k, str) and k not in ("nutpie", "normal"))
-                log.info("compiling the model (%s) once for this process, about 10-20 s ...", what)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    compiled = nutpie.compile_pymc_model(model)
+                compiled, how = compile_model(model, what, repr(key))
                 TIMINGS["compile"] += time.perf_counter() - t1
-                TIMINGS["compiles"] += 1
+                TIMINGS["loads" if how == "loaded" else "compiles"] += 1
             _COMPILED[key] = (model, compiled)
         return _COMPILED[key]
 

@@ -19,6 +19,21 @@ AL_CSV = EXAMPLES / "al_curves_yeast_svc.csv"
 LCDB_CSV = EXAMPLES / "lcdb_curves.csv"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_model_cache(tmp_path_factory):
+    """The tests keep palm-bayes's compiled-model cache in a folder of their own, not in the user's."""
+    import os
+
+    folder = tmp_path_factory.mktemp("palm-bayes-cache")
+    old = os.environ.get("PALM_BAYES_CACHE_DIR")
+    os.environ["PALM_BAYES_CACHE_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("PALM_BAYES_CACHE_DIR", None)
+    else:
+        os.environ["PALM_BAYES_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``palm-bayes ARGS`` in-process; returns (exit status, stdout, stderr)."""

@@ -63,3 +63,57 @@ def test_library_status_lines_reach_the_terminal_unless_quiet(cli, tmp_path, mon
     assert code == 0 and "palm-bayes: compiling the model (test)" in err
     code, _, err = cli(*args, "--out", tmp_path / "b", "--quiet")
     assert code == 0 and "compiling" not in err
+
+
+def test_a_cached_compile_samples_the_same_numbers_and_survives_a_corrupt_or_unwritable_cache(
+        tmp_path, monkeypatch, caplog):
+    """The on-disk cache of the compiled model (compile_cache) changes no number: a fresh compile, a load from the
+    cache, a rebuild after the cache was damaged, an in-memory compile when the folder cannot be written, and
+    nutpie's own compile all give the same draws for the same seed."""
+    import warnings
+
+    import numpy as np
+    import nutpie
+    from conftest import simulate
+
+    from palm_bayes import compile_cache
+    from palm_bayes.model import CurveData, build_model
+
+    df, _ = simulate(1, n_budgets=6)
+    data = CurveData.from_rows(df, "fraction")
+    values = engine.PalmSampler(engine.SamplerSettings(), backend="nutpie")._values(data)
+    values.pop("x_last")  # the "shape" geometry does not declare it
+    model = build_model(8, geometry="shape", marginal=True)
+
+    def draws(compiled):
+        result = nutpie.sample(compiled.with_data(**values), draws=150, tune=150, chains=2, cores=1, seed=3,
+                               progress_bar=False)
+        return np.asarray(result.posterior["A_max"].values)
+
+    monkeypatch.setenv("PALM_BAYES_CACHE_DIR", str(tmp_path / "cache"))
+    with caplog.at_level(logging.INFO, logger="palm_bayes"):
+        fresh, how = compile_cache.compile_model(model, "shape")
+    assert how == "compiled" and "compiling the model (shape) once for this machine" in caplog.text
+    entries = sorted((tmp_path / "cache" / "numba").glob("*.nbc"))
+    assert len(entries) == 2  # the log-density and the draws' callbacks
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="palm_bayes"):
+        loaded, how = compile_cache.compile_model(model, "shape")
+    assert how == "loaded" and not caplog.records  # nothing to say when nothing is compiled
+    reference = draws(fresh)
+    assert np.array_equal(draws(loaded), reference)
+
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # a half-written cache file
+    with caplog.at_level(logging.WARNING, logger="palm_bayes"):
+        rebuilt, how = compile_cache.compile_model(model, "shape")
+    assert how == "compiled" and "did not match its checksums; rebuilding it" in caplog.text
+    assert np.array_equal(draws(rebuilt), reference)
+    assert compile_cache.compile_model(model, "shape")[1] == "loaded"
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PALM_BAYES_CACHE_DIR", str(tmp_path / "a-file" / "cache"))  # cannot be created
+    in_memory, how = compile_cache.compile_model(model, "shape")
+    assert how == "uncached" and np.array_equal(draws(in_memory), reference)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(draws(nutpie.compile_pymc_model(model)), reference)
