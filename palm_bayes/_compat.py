@@ -70,6 +70,31 @@ def nutpie_low_rank_kwargs() -> dict:
     return {}
 
 
+def nutpie_shared_table(logp_fn, expand_fn) -> tuple[dict, dict, dict]:
+    """The shared data of nutpie's two compiled PyTensor functions, laid out as that nutpie version's
+    ``CompiledPyMCModel`` expects: ``(shared_data, user_data_keys, extra_fields)``.
+
+    nutpie 0.16.8 keys the data (and the ``user_data`` record) by variable name; 0.16.11 by a random key per
+    variable, kept in the model's ``shared_var_keys`` field.
+    """
+    import dataclasses
+    import uuid
+
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    keyed = "shared_var_keys" in {f.name for f in dataclasses.fields(CompiledPyMCModel)}
+    shared_data, keys = {}, {}
+    for var in [*logp_fn.get_shared(), *expand_fn.get_shared()]:
+        if var in keys:
+            continue
+        if not keyed and var.name in shared_data:
+            raise ValueError(f"shared variables must have unique names: {var.name}")
+        keys[var] = uuid.uuid4().hex if keyed else var.name
+        shared_data[keys[var]] = np.array(var.get_value(), order="C", copy=True)
+        shared_data[keys[var]].flags.writeable = False
+    return shared_data, keys, ({"shared_var_keys": keys} if keyed else {})
+
+
 def loo(log_lik: np.ndarray) -> dict[str, float]:
     """PSIS-LOO from pointwise log-likelihoods shaped (chain, draw, observation).
 

@@ -32,6 +32,8 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from . import _compat
+
 log = logging.getLogger("palm_bayes")
 
 #: bumped when the generated source changes in a way its text does not show
@@ -319,24 +321,21 @@ def _compile(model, use_cache: bool):
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info = cp._make_functions(
-            model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=initial_point_fn)
-
-    shared_data, shared_vars = {}, {}
-    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
-        if var.name in shared_vars and shared_vars[var.name] is not var:
-            raise ValueError(f"shared variables must have unique names: {var.name}")
-        shared_data[var.name] = np.array(var.get_value(), order="C", copy=True)
-        shared_vars[var.name] = var
-    for value in shared_data.values():
-        value.flags.writeable = False
-    user_data = cp.make_user_data(shared_vars, shared_data)
+        made = cp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                  pymc_initial_point_fn=initial_point_fn)
+    # nutpie 0.16.11 adds the names of reparameterised variables
+    n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info, *reparameterized = made
+    shared_data, keys, extra_fields = _compat.nutpie_shared_table(logp_pt, expand_pt)
+    if reparameterized:
+        extra_fields["reparameterized_names"] = reparameterized[0]
+    user_data = cp.make_user_data(keys if "shared_var_keys" in extra_fields
+                                  else {key: var for var, key in keys.items()}, shared_data)
     if user_data.dtype.itemsize % 8:
         raise ValueError("unexpected user_data layout")
     n_words = user_data.dtype.itemsize // 8
-    logp_names = [v.name for v in logp_pt.get_shared()]
-    expand_names = [v.name for v in expand_pt.get_shared()]
-    layout = _layout(user_data, list(shared_vars))
+    logp_names = [keys[v] for v in logp_pt.get_shared()]
+    expand_names = [keys[v] for v in expand_pt.get_shared()]
+    layout = _layout(user_data, list(keys.values()))
     dtypes = {name: value.dtype for name, value in shared_data.items()}
     sources = {"palm_logp": logp_source(n_dim, n_words, logp_names, layout, dtypes),
                "palm_expand": expand_source(n_dim, n_expanded, n_words, expand_names, layout, dtypes)}
@@ -381,11 +380,11 @@ def _compile(model, use_cache: bool):
             if callbacks[name]._cache_hits == 0 or check_entry(key) != "valid":
                 _write_manifest(key)
 
-    dims, coords = cp._prepare_dims_and_coords(model, shape_info)
+    dims, coords = cp._prepare_dims_and_coords(model, shape_info, *reparameterized)
     compiled = cp.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
         compiled_logp_func=callbacks["palm_logp"], compiled_expand_func=callbacks["palm_expand"],
         initial_point_func=initial_fn, shared_data=shared_data, user_data=user_data, n_expanded=n_expanded,
-        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt)
+        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt, **extra_fields)
     return compiled, how
