@@ -8,8 +8,10 @@
 3. With ``--sets``: every curve of a dev set (``../shared/data``, official pilots) in one fresh process, through
    ``forecast_benchmark.run_set``: wall time per curve (compile included), the phases, health and accuracy.
 
-Each of 1 and 2 runs ``--repeats`` times (the first run on a machine also fills PyTensor's on-disk caches; the
-acceptance figure is the later runs). Run nothing heavy beside it: the timings are wall-clock.
+Each of 1 and 2 runs ``--repeats`` times (the first run on a machine also fills PyTensor's and palm-bayes's
+on-disk caches, see palm_bayes/compile_cache.py; the acceptance figure is the later runs). "compiles" counts the
+models compiled, "loads" those loaded from palm-bayes's cache; "compile" is the time of both. Run nothing heavy
+beside it: the timings are wall-clock.
 
     python benchmarks/speed.py [--repeats 3] [--sets lcdb al] [--method random]
 """
@@ -114,7 +116,8 @@ def single(a: argparse.Namespace, tmp: Path) -> None:
         t, wall, _ = child(PALM_CHILD, str(curve), str(tmp / f"out{i}"))
         rest = t["run"] - t.get("build", 0) - t.get("compile", 0) - t.get("sample", 0) - t.get("retry", 0)
         rows.append({"run": i + 1, "wall": wall, "start+import": wall - t["run"], "build": t.get("build", 0),
-                     "compile": t.get("compile", 0), "compiles": t.get("compiles", 0), "nuts": t.get("sample", 0),
+                     "compile": t.get("compile", 0), "compiles": t.get("compiles", 0), "loads": t.get("loads", 0),
+                     "nuts": t.get("sample", 0),
                      "retries": t.get("retry", 0), "rungs": t.get("retries", 0), "rest": rest})
     ref = []
     if not a.skip_reference:
@@ -144,7 +147,8 @@ def batch(a: argparse.Namespace, tmp: Path) -> None:
         n = s["curves_fitted"]
         print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder}) ==")
         print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
-        print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models), build {t.get('build', 0):.1f} s,"
+        print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models compiled,"
+              f" {t.get('loads', 0)} loaded from the cache), build {t.get('build', 0):.1f} s,"
               f" NUTS first runs {t.get('sample', 0):.1f} s ({t.get('runs', 0)} runs),"
               f" retries {t.get('retry', 0):.1f} s ({t.get('retries', 0)} rungs)")
         print(f"  healthy {s['healthy_fraction']:.0%}; final-budget MAE {s['mae_final']:.2f}; peak memory of the"

@@ -4,7 +4,7 @@
 into numba functions (PyTensor keeps those in its own on-disk cache), and nutpie wraps them in two C callbacks
 that read the model's data from a pointer table (``user_data``). Numba cannot cache nutpie's callbacks (they are
 closures over the data's layout), and compiling them cost 8-9 s per model in every process (docs/benchmarks.md,
-2026-12-03). :func:`compile_model` writes the same two callbacks as generated source whose only free names are
+2026-12-02). :func:`compile_model` writes the same two callbacks as generated source whose only free names are
 module globals, and lets numba cache them in :func:`cache_dir` under a key that names everything the machine code
 depends on (the PyTensor function's own cache key, the data layout, and the numba, nutpie and PyTensor versions).
 

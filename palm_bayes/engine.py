@@ -13,11 +13,11 @@ while a run misses a health threshold, again in "levels", then in both with smal
 keeping the healthiest run (:meth:`PalmSampler.sample`, :func:`retry_ladder`); docs/benchmarks.md has the
 comparison.
 
-The model is compiled once per process (per padded run count and geometry) and re-used for every curve by swapping
-its data. With nutpie a compile costs 10-12 s per model on 2 cores, in every process: PyTensor caches the numba code
-of the log-density on disk, but not nutpie's C callbacks around it (docs/benchmarks.md, 2026-12-01). The first
-compile of each model is announced on the ``palm_bayes`` logger (the command line prints it) and the time of each
-phase is added to :data:`TIMINGS`.
+The model is built once per process (per padded run count and geometry) and re-used for every curve by swapping
+its data. With nutpie its compiled form is kept on disk (:mod:`palm_bayes.compile_cache`): the first process on a
+machine compiles it (4-30 s per model on 2 cores, depending on what PyTensor has cached), later processes load it
+in 1.5-2 s. A compile is announced on the ``palm_bayes`` logger (the command line prints it; a load is silent) and
+the time of each phase is added to :data:`TIMINGS`.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ def has_nutpie() -> bool:
     return importlib.util.find_spec("nutpie") is not None
 
 
-#: Process-wide cache of built (and, for nutpie, compiled) models: a compile costs 10-12 s, sampling a curve 1-2 s.
+#: Process-wide cache of built (and, for nutpie, compiled or loaded) models.
 _COMPILED: dict[tuple, tuple] = {}
-#: Seconds and counts of the engine's phases in this process: ``build`` / ``compile`` (and ``compiles``), ``sample``
-#: (the first run of each curve or group, ``runs``) and ``retry`` (later rungs of the retry ladder, ``retries``).
+#: Seconds and counts of the engine's phases in this process: ``build`` / ``compile`` (and ``compiles``, ``loads``
+#: from the on-disk cache), ``sample`` (the first run of each curve or group, ``runs``) and ``retry`` (later rungs
+#: of the retry ladder, ``retries``).
 #: Read by ``benchmarks/speed.py``; nothing else depends on it.
 TIMINGS: Counter = Counter()
 #: Status lines ("compiling the model ...") go to this logger; the command line prints its INFO lines.
@@ -116,7 +117,7 @@ log = logging.getLogger("palm_bayes")
 class PalmSampler:
     """Compiles the PALM model once (per run-slot count and likelihood) and samples curve after curve.
 
-    Uses nutpie when it is installed (compiled once, then ``with_data`` for each curve), PyMC's own NUTS
+    Uses nutpie when it is installed (compiled or loaded once, then ``with_data`` for each curve), PyMC's own NUTS
     otherwise (``pm.set_data`` on one model).
     """
 

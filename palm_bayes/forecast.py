@@ -95,7 +95,7 @@ class Forecaster:
         fits take the Normal or Student-t likelihood, not the AR(1) and misfit terms.
     jobs : int
         Worker processes for the fits (1: this process): a task is one curve, or one group when pooled. Each
-        worker compiles the model once.
+        worker builds the model once and loads its compiled form from the on-disk cache.
     scheduler : str or dask.distributed.Client, optional
         A Dask distributed scheduler's address (or a client) to run the per-curve fits on instead of local
         processes. The same seed gives the same numbers whatever ``jobs`` or ``scheduler``: each curve's seed

@@ -1,8 +1,10 @@
 """Running one function over many curves: in this process, on local worker processes, or on a Dask cluster.
 
 Every per-curve fit is independent and seeded from the user's seed and the curve's name, so the results do not
-depend on where or in which order they run. Each worker process builds (and compiles) the model once, on its
-first curve, and re-uses it for every further curve it gets (:data:`palm_bayes.engine._COMPILED` is per process).
+depend on where or in which order they run. Each worker process builds the model once, on its first curve
+(loading its compiled form from the on-disk cache of :mod:`palm_bayes.compile_cache`, or compiling it if this
+machine never did), and re-uses it for every further curve it gets (:data:`palm_bayes.engine._COMPILED` is per
+process).
 """
 
 from __future__ import annotations
