@@ -37,7 +37,7 @@ from . import _compat
 log = logging.getLogger("palm_bayes")
 
 #: bumped when the generated source changes in a way its text does not show
-FORMAT = 1
+FORMAT = 2
 #: generated callback → its cache key (read by the numba cache locator below)
 _KEYS: WeakKeyDictionary = WeakKeyDictionary()
 _LOCATOR_INSTALLED = False
@@ -116,9 +116,11 @@ def _layout(user_data: np.ndarray, names: list[str]) -> dict[str, tuple[int, int
     return out
 
 
-def _unpack_lines(names: list[str], layout: dict, dtypes: dict[str, np.dtype]) -> list[str]:
-    """Source lines that rebuild each shared array from the pointer table ``ud``."""
-    lines = []
+def _unpack_lines(n_dim: int, n_words: int, names: list[str], layout: dict, dtypes: dict[str, np.dtype]) -> list[str]:
+    """Source lines that read the position ``x`` and rebuild each shared array ``s0, s1, ...`` from the pointer
+    table ``ud`` (outside any ``try:`` block: inside one, numba's SSA pass took 17 s per callback)."""
+    lines = [f"    ud = numba.carray(user_data_, ({n_words},), _DT_uint64)",
+             f"    x = numba.carray(x_, ({n_dim},))"]
     for i, name in enumerate(names):
         data, size, shape = layout[name]
         dtype = f"_DT_{np.dtype(dtypes[name]).name}"
@@ -135,9 +137,7 @@ def logp_source(n_dim: int, n_words: int, names: list[str], layout: dict, dtypes
         "def palm_logp(dim, x_, out_, logp_, user_data_):",
         f"    if dim != {n_dim}:",
         "        return -1",
-        f"    ud = numba.carray(user_data_, ({n_words},), _DT_uint64)",
-        *_unpack_lines(names, layout, dtypes),
-        f"    x = numba.carray(x_, ({n_dim},))",
+        *_unpack_lines(n_dim, n_words, names, layout, dtypes),
         f"    out = numba.carray(out_, ({n_dim},))",
         "    logp = numba.carray(logp_, ())",
         "    try:",
@@ -148,7 +148,7 @@ def logp_source(n_dim: int, n_words: int, names: list[str], layout: dict, dtypes
         "            return 3",
         "        if not np.isfinite(logp_val):",
         "            return 4",
-        "    except Exception:  # noqa: BLE001",
+        "    except Exception:",
         "        return 1",
         "    return 0",
         "",
@@ -161,18 +161,14 @@ def expand_source(n_dim: int, n_expanded: int, n_words: int, names: list[str], l
     args = "".join(f", s{i}" for i in range(len(names)))
     return "\n".join([
         "def palm_expand(dim, expanded, x_, out_, user_data_):",
-        f"    if dim != {n_dim}:",
+        f"    if dim != {n_dim} or expanded != {n_expanded}:",
         "        return -1",
-        f"    if expanded != {n_expanded}:",
-        "        return -1",
-        f"    ud = numba.carray(user_data_, ({n_words},), _DT_uint64)",
-        *_unpack_lines(names, layout, dtypes),
-        f"    x = numba.carray(x_, ({n_dim},))",
+        *_unpack_lines(n_dim, n_words, names, layout, dtypes),
         f"    out = numba.carray(out_, ({n_expanded},))",
         "    try:",
         f"        (values,) = inner(x{args})",
         "        out[...] = values",
-        "    except Exception:  # noqa: BLE001",
+        "    except Exception:",
         "        return -2",
         "    return 0",
         "",
