@@ -42,6 +42,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--geometry", default="auto", help="sampler coordinates: shape, levels or auto")
+    ap.add_argument("--ladder", default=None, help="order of the retry ladder's geometries, e.g. levels,shape")
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--discrepancy", type=float, default=None,
                     help="scale of the extrapolation discrepancy (default: the model's)")
@@ -143,6 +144,10 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
 def main() -> None:
     a = parse()
     warnings.simplefilter("ignore")
+    if a.ladder:
+        from palm_bayes import engine
+
+        engine.LADDER_GEOMETRIES = tuple(a.ladder.split(","))
     task = load_task(a.tools_dir)
     results = {}
     t_start = time.perf_counter()

@@ -6,12 +6,15 @@ ceiling needs a lower share reached and another β to fit the same points), and 
 about half the dev curves). ``geometry="levels"`` samples the same posterior in coordinates the data pin down — the
 curve's level at the last observed budget, the first level relative to it, and the share of the remaining headroom
 A_max adds — with the log-Jacobian of the change of variables added to the prior (see
-:func:`palm_bayes.model.levels_geometry`). It mixes A_max far better on curves still rising at the end of the
-pilot, but on plateaued ones (common on LCDB) the headroom coordinate has an extremely heavy tail (it maps to log β
-through a double logarithm) and chains can get stuck. The default ``geometry="auto"`` samples in "shape" first and,
-while a run misses a health threshold, again in "levels", then in both with smaller steps (target_accept 0.99),
-keeping the healthiest run (:meth:`PalmSampler.sample`, :func:`retry_ladder`); docs/benchmarks.md has the
-comparison.
+:func:`palm_bayes.model.levels_geometry`). It mixes A_max far better. Its headroom coordinate
+was first the logit r of that share; on plateaued curves (common on LCDB) log β grew only like log log |r| in it,
+a tail so heavy that chains got stuck (one curve took 85 s) and diverged. In today's coordinate log β grows about
+linearly (:func:`palm_bayes.model.levels_geometry`): on LCDB dev the "levels" geometry alone went from 53 % to
+82 % healthy curves and from 5.0 to 1.4 s per curve (docs/benchmarks.md, 2026-12-02). The default
+``geometry="auto"`` samples in "shape" first and, while a run misses a health threshold, again in "levels", then in
+both with smaller steps (target_accept 0.99), keeping the healthiest run (:meth:`PalmSampler.sample`,
+:func:`retry_ladder`). "levels" first was faster on LCDB dev (1.8 instead of 2.1 s per curve) but slower on AL dev
+(9.8 instead of 7.3 s per curve), with the same health on both, so "shape" stays first.
 
 The model is built once per process (per padded run count and geometry) and re-used for every curve by swapping
 its data. With nutpie its compiled form is kept on disk (:mod:`palm_bayes.compile_cache`): the first process on a

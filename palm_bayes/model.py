@@ -268,7 +268,8 @@ def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, et
 
     NUTS moves in (``level_last``, ``level_ratio``, ``headroom``): the logit of the curve's level at the last
     observed budget, L_K = A(x_K); the logit of L_1 / L_K (the level at the first budget relative to it); and the
-    logit of the share of the remaining headroom that A_max adds, (A_max − L_K) / (1 − L_K). The map to
+    share h of the remaining headroom that A_max adds, h = (A_max − L_K) / (1 − L_K), as r with
+    h = exp(−(exp(exp(r)) − 1)) (r → −∞: A_max → the ceiling; r → ∞: A_max → L_K, a plateau). The map to
     (logit A_max, η₁, log β) is a bijection; its log-Jacobian is added to the prior of those coordinates, so the
     posterior is exactly that of the "shape" geometry, but the first two coordinates are nearly fixed by the data
     and A_max varies (mostly) along one axis instead of a curved ridge. Levels and A_max are measured in units
@@ -281,29 +282,36 @@ def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, et
     import pytensor.tensor as pt
 
     p, q, r = (pm.Flat(name, shape=shape) for name in ("level_last", "level_ratio", "headroom"))
-    level_last, h = pm.math.sigmoid(p), pm.math.sigmoid(r)
+    level_last = pm.math.sigmoid(p)
+    # the headroom share h = (A_max - L_K) / (1 - L_K) = exp(-(exp(exp(r)) - 1)), computed in logs: on a plateau
+    # (h -> 0) log beta grows like log log log(1/h), so in logit(h) the posterior had a tail heavy enough to
+    # stall NUTS; in this coordinate log beta grows like r and its Normal prior keeps the tail light
+    log_h = -pt.expm1(pt.exp(r))
+    log_1mh = pt.log(-pt.expm1(log_h))
+    h = pt.exp(log_h)
     A_max = level_last + (1 - level_last) * h  # in units of a_top
     pm.Deterministic("A_max", a_top * A_max)
+    log_A, log_1mA = pt.log(A_max), pt.log1p(-level_last) + log_1mh
     share_last = level_last / A_max
+    log_1m_share_last = pt.log1p(-level_last) + log_h - log_A  # log(1 - L_K / A_max), exact as h -> 0
     share_first = share_last * pm.math.sigmoid(q)
     eta1 = pt.log(-pt.log1p(-share_first))
-    eta_last = pt.log(-pt.log1p(-share_last))
+    eta_last = pt.log(-log_1m_share_last)
     gap = eta_last - eta1
     span = pt.log(x_last - x_first + pt.exp(log_base)) - log_base  # log((x_K + α) / (x_1 + α)) > 0
     log_beta = pt.log(gap) - pt.log(span)
     beta = pm.Deterministic("beta", pt.exp(log_beta))
-    logit_A = pt.log(A_max) - pt.log1p(-A_max)
+    logit_A = log_A - log_1mA
     prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), logit_A) + pm.logp(pm.Normal.dist(*eta_prior), eta1)
              + pm.logp(pm.Normal.dist(*beta_prior), log_beta))
 
     def log_dsigmoid(v):
         return -pt.softplus(-v) - pt.softplus(v)
 
-    def log_dcloglog(share, eta):  # d cloglog(s) / ds = 1 / ((1 - s)(-log(1 - s)))
-        return -pt.log1p(-share) - eta
-
-    log_jac = (log_dsigmoid(p) + log_dsigmoid(q) + log_dsigmoid(r) + pt.log(share_last) + pt.log1p(-level_last)
-               - 2 * pt.log(A_max) - pt.log1p(-A_max) + log_dcloglog(share_first, eta1)
-               + log_dcloglog(share_last, eta_last) - pt.log(gap))
+    # log-Jacobian of (p, q, r) -> (logit A_max, eta1, log beta): log|dh/dr| = log h + e^r + r, then the map from
+    # (L_K, L_1/L_K, h); log h - log(1 - share_last) = log A_max - log(1 - L_K) is taken out by hand, as the two
+    # are huge and nearly equal on a plateau
+    log_jac = (log_dsigmoid(p) + log_dsigmoid(q) + pt.exp(r) + r + pt.log(share_last) - log_A - log_1mA
+               - pt.log1p(-share_first) - eta1 - eta_last - pt.log(gap))
     pm.Potential("prior_levels", prior + log_jac)
     return a_top * A_max, beta, eta1
