@@ -70,17 +70,18 @@ def nutpie_low_rank_kwargs() -> dict:
     return {}
 
 
-def nutpie_shared_table(logp_fn, expand_fn) -> tuple[dict, dict, dict]:
+def nutpie_shared_table(logp_fn, expand_fn) -> tuple[dict, dict, np.ndarray, dict]:
     """The shared data of nutpie's two compiled PyTensor functions, laid out as that nutpie version's
-    ``CompiledPyMCModel`` expects: ``(shared_data, user_data_keys, extra_fields)``.
+    ``CompiledPyMCModel`` expects: ``(shared_data, keys, user_data, extra_fields)``, with ``keys`` each shared
+    variable's key in ``shared_data`` and in the ``user_data`` pointer record.
 
-    nutpie 0.16.8 keys the data (and the ``user_data`` record) by variable name; 0.16.11 by a random key per
-    variable, kept in the model's ``shared_var_keys`` field.
+    nutpie 0.16.8 keys the data (and the record) by variable name; 0.16.11 by a random key per variable, kept in
+    the model's ``shared_var_keys`` field (and its ``make_user_data`` takes that mapping, not name → variable).
     """
     import dataclasses
     import uuid
 
-    from nutpie.compile_pymc import CompiledPyMCModel
+    from nutpie.compile_pymc import CompiledPyMCModel, make_user_data
 
     keyed = "shared_var_keys" in {f.name for f in dataclasses.fields(CompiledPyMCModel)}
     shared_data, keys = {}, {}
@@ -92,7 +93,8 @@ def nutpie_shared_table(logp_fn, expand_fn) -> tuple[dict, dict, dict]:
         keys[var] = uuid.uuid4().hex if keyed else var.name
         shared_data[keys[var]] = np.array(var.get_value(), order="C", copy=True)
         shared_data[keys[var]].flags.writeable = False
-    return shared_data, keys, ({"shared_var_keys": keys} if keyed else {})
+    user_data = make_user_data(keys if keyed else {key: var for var, key in keys.items()}, shared_data)
+    return shared_data, keys, user_data, ({"shared_var_keys": keys} if keyed else {})
 
 
 def loo(log_lik: np.ndarray) -> dict[str, float]:

@@ -20,6 +20,7 @@ Where: ``$PALM_BAYES_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/palm-bayes`` (``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -175,6 +176,7 @@ def expand_source(n_dim: int, n_expanded: int, n_words: int, names: list[str], l
     ])
 
 
+@functools.cache
 def _intrinsics() -> dict:
     """``_void_ptr`` (an integer address as a void pointer) and ``_readonly`` (the same array, typed read-only:
     nutpie hands its inner functions read-only arrays, and PyTensor's cache holds them compiled for those)."""
@@ -321,11 +323,9 @@ def _compile(model, use_cache: bool):
                                   pymc_initial_point_fn=initial_point_fn)
     # nutpie 0.16.11 adds the names of reparameterised variables
     n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info, *reparameterized = made
-    shared_data, keys, extra_fields = _compat.nutpie_shared_table(logp_pt, expand_pt)
+    shared_data, keys, user_data, extra_fields = _compat.nutpie_shared_table(logp_pt, expand_pt)
     if reparameterized:
         extra_fields["reparameterized_names"] = reparameterized[0]
-    user_data = cp.make_user_data(keys if "shared_var_keys" in extra_fields
-                                  else {key: var for var, key in keys.items()}, shared_data)
     if user_data.dtype.itemsize % 8:
         raise ValueError("unexpected user_data layout")
     n_words = user_data.dtype.itemsize // 8
@@ -340,21 +340,16 @@ def _compile(model, use_cache: bool):
 
     folder = cache_dir()
     cacheable = use_cache and all(inner_keys.values()) and writable(folder)
-    keys = {}
+    cache_keys = {}
     if cacheable:
         _install_locator()
         stamp = [FORMAT, numba.__version__, version("nutpie"), pytensor.__version__, np.__version__]
         for name, src in sources.items():
-            keys[name] = hashlib.sha256(json.dumps([stamp, src, inner_keys[name]]).encode()).hexdigest()[:32]
-        states = {name: check_entry(key) for name, key in keys.items()}
-        for name, state in states.items():
-            if state == "corrupt":
+            cache_keys[name] = hashlib.sha256(json.dumps([stamp, src, inner_keys[name]]).encode()).hexdigest()[:32]
+            if check_entry(cache_keys[name]) == "corrupt":
                 log.warning("palm-bayes: the compiled-model cache entry %s in %s did not match its checksums; "
-                            "rebuilding it", keys[name], folder)
-                _discard(keys[name])
-        how = "loaded" if all(state == "valid" for state in states.values()) else "compiled"
-    else:
-        how = "uncached"
+                            "rebuilding it", cache_keys[name], folder)
+                _discard(cache_keys[name])
 
     signatures = {
         "palm_logp": numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
@@ -370,11 +365,14 @@ def _compile(model, use_cache: bool):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, src in sources.items():
-            callbacks[name] = _callback(src, name, signatures[name], inners[name], keys.get(name), env)
+            callbacks[name] = _callback(src, name, signatures[name], inners[name], cache_keys.get(name), env)
+    how = "uncached"
     if cacheable:
-        for name, key in keys.items():
-            if callbacks[name]._cache_hits == 0 or check_entry(key) != "valid":
+        # a cache hit loaded the files check_entry found valid; a miss compiled and saved new ones
+        for name, key in cache_keys.items():
+            if callbacks[name]._cache_hits == 0:
                 _write_manifest(key)
+        how = "loaded" if all(callbacks[name]._cache_hits for name in cache_keys) else "compiled"
 
     dims, coords = cp._prepare_dims_and_coords(model, shape_info, *reparameterized)
     compiled = cp.CompiledPyMCModel(
