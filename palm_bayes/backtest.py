@@ -18,6 +18,7 @@ read); coverages are shares (0–1). Only :func:`cross_validation` samples; the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -149,9 +150,37 @@ def _pred_cover(df: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
     return table[[*CURVE_KEYS, "budget"]].merge(share, on=[*CURVE_KEYS, "budget"], how="left")["pred_cover"].to_numpy()
 
 
-def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecaster],
+@dataclass
+class CutoffFit:
+    """One cutoff of a backtest: its label, the pilot size K of every curve, and the forecaster fitted on those
+    pilots only (later budgets never reach it)."""
+
+    label: str
+    sizes: dict[Key, int]
+    forecaster: Forecaster
+
+
+def fit_cutoffs(df: pd.DataFrame, forecaster_factory: Callable[[], Forecaster],
+                cutoffs: Sequence[int] | None = None, fractions: Sequence[float] | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> list[CutoffFit]:
+    """Fit a fresh forecaster on each cutoff's pilots (:func:`cutoff_budgets`); the forecast backtest
+    (:func:`cross_validation`) and the decision backtest (:mod:`palm_bayes.decision_backtest`) score the same fits.
+
+    ``progress(i, n, label)`` is called before cutoff ``i`` of ``n`` is fitted.
+    """
+    plan = cutoff_budgets(df, cutoffs, fractions)
+    fits = []
+    for i, (label, sizes) in enumerate(plan.items(), start=1):
+        if progress:
+            progress(i, len(plan), label)
+        fits.append(CutoffFit(label, sizes, forecaster_factory().fit(first_budgets(df, sizes))))
+    return fits
+
+
+def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecaster] | None = None,
                      cutoffs: Sequence[int] | None = None, fractions: Sequence[float] | None = None,
-                     level: float = 0.9, progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+                     level: float = 0.9, progress: Callable[[int, int, str], None] | None = None,
+                     fits: Sequence[CutoffFit] | None = None) -> pd.DataFrame:
     """Fit on each cutoff's pilots and forecast every later budget of every curve.
 
     Parameters
@@ -167,6 +196,9 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
         Level of the mean-curve and predictive intervals.
     progress : callable, optional
         ``progress(i, n, label)`` before cutoff ``i`` of ``n`` is fitted.
+    fits : list of CutoffFit, optional
+        Fits made already by :func:`fit_cutoffs` on ``df`` (then ``forecaster_factory``, ``cutoffs`` and
+        ``fractions`` are not used).
 
     Returns
     -------
@@ -183,15 +215,14 @@ def cross_validation(df: pd.DataFrame, forecaster_factory: Callable[[], Forecast
     """
     if not 0 < level < 1:
         raise InputError(f"--level {level:g}: expected a level strictly between 0 and 1, e.g. 0.9")
-    plan = cutoff_budgets(df, cutoffs, fractions)
+    if fits is None:
+        fits = fit_cutoffs(df, forecaster_factory, cutoffs, fractions, progress)
     truth = _truth(df)
     n_budgets = _n_budgets(df)
     frames, notes = [], {}
-    for i, (label, sizes) in enumerate(plan.items(), start=1):
-        if progress:
-            progress(i, len(plan), label)
+    for fit in fits:
+        label, sizes, fc = fit.label, fit.sizes, fit.forecaster
         pilot = first_budgets(df, sizes)
-        fc = forecaster_factory().fit(pilot)
         notes.update({f"{label}: {n}": None for n in fc.notes.values()})
         last = {key: float(g["budget"].max()) for key, g in iter_curves(pilot)}
         naive = {key: float(g.loc[g["budget"] == last[key], "score"].mean()) for key, g in iter_curves(pilot)}

@@ -375,12 +375,14 @@ def plot_ppc(pit: np.ndarray, coverage: pd.Series, *, level: float = 0.9):
     return fig
 
 
-def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: float | None = None):
+def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: float | None = None,
+                  reliability: pd.DataFrame | None = None):
     """Backtest: forecast error and interval coverage against the horizon, one colour per cutoff.
 
     Left: mean absolute error in accuracy points (fractions × 100) of the posterior mean curve (solid), the
-    point fit (dashed) and the no-change forecast (dotted). Right: share of truths inside the mean-curve
-    interval, with the nominal level as a horizontal line.
+    point fit (dashed) and the no-change forecast (dotted). Middle: share of truths inside the mean-curve
+    interval, with the nominal level as a horizontal line. With ``reliability`` (the decision backtest's
+    :func:`palm_bayes.decision_backtest.reliability_table`) a third panel: the reliability diagram of P(reach).
 
     Parameters
     ----------
@@ -400,7 +402,10 @@ def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: floa
     ticks = [f">{lo:g}×" if not np.isfinite(hi) else f"{lo:g}–{hi:g}×"
              for lo, hi in zip(bins.horizon_lo, bins.horizon_hi, strict=True)]
     to_points = 100.0 if scale == "fraction" else 1.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    if reliability is None:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    else:
+        fig, (a, b, rel_ax) = plt.subplots(1, 3, figsize=(15.5, 4.4))
     cutoffs = list(dict.fromkeys(m.cutoff))
     styles = (("mae_mean", "-", "o", "posterior mean"), ("mae_point", "--", "s", "point fit"),
               ("mae_naive", ":", "^", "no change (last pilot mean)"))
@@ -425,6 +430,9 @@ def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: floa
         ax.set_xlim(-0.3, len(ticks) - 0.7)
         ax.set_xlabel("Horizon: forecast budget ÷ last pilot budget")
         ax.grid(True, alpha=0.3)
+    if reliability is not None:
+        colors = {cut: f"C{i % 10}" for i, cut in enumerate(cutoffs)}
+        _reliability_panel(rel_ax, reliability, colors)
     handles = [Line2D([], [], color=f"C{i % 10}", lw=2, label=f"cutoff {c}") for i, c in enumerate(cutoffs)]
     handles += [Line2D([], [], color="0.2", ls=ls, marker=mk, ms=4, label=lab) for _, ls, mk, lab in styles]
     handles += [Line2D([], [], color="0.3", ls="--", lw=1, label=f"nominal {level:.0%}")]
@@ -433,3 +441,20 @@ def plot_backtest(metrics: pd.DataFrame, *, scale: str = "fraction", level: floa
     rows = -(-len(handles) // ncol)
     _layout(fig, rect=(0, min(0.4, (0.17 * rows + 0.05) / fig.get_size_inches()[1]), 1, 1))
     return fig
+
+
+def _reliability_panel(ax, reliability: pd.DataFrame, colors: dict) -> None:
+    """Reliability diagram of P(reach): per bin, the mean forecast probability against the share that reached the
+    target, marker area ∝ the curves in the bin; the diagonal is perfect calibration."""
+    ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1)
+    n_max = max(int(reliability["n"].max()), 1) if len(reliability) else 1
+    for cutoff, g in reliability.groupby("cutoff", sort=False):
+        color = colors.get(cutoff, "C0")
+        ax.plot(g.mean_p_reach, g.share_reached, "-", color=color, lw=1.2)
+        ax.scatter(g.mean_p_reach, g.share_reached, s=15 + 120 * g.n / n_max, color=color, zorder=3)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("P(reach the target by the final budget), binned")
+    ax.set_ylabel("Share that reached it")
+    ax.set_title("Reliability of P(reach) (dashed: calibrated; marker area: curves)", fontsize=9)
+    ax.grid(True, alpha=0.3)

@@ -218,6 +218,46 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
     return Report(title=f"palm-bayes uncertainty report ({__version__})", sections=sections)
 
 
+def build_backtest_report(summary: pd.DataFrame, metrics: pd.DataFrame, lines: list[str], figure, *,
+                          scores: pd.DataFrame | None = None,
+                          regrets: pd.DataFrame | None = None, reliability: pd.DataFrame | None = None,
+                          decision_lines: list[str] | None = None, notes: list[str] | None = None) -> Report:
+    """The backtest's report: the forecast backtest (per-cutoff summary, metrics by horizon, the figure) and, with
+    a target, the decision backtest (scores per cutoff and target, the picks per group, the reliability table).
+
+    ``figure`` is :func:`palm_bayes.plot.plot_backtest` (with its reliability panel when there are decisions); the
+    tables come from :mod:`palm_bayes.backtest` and :mod:`palm_bayes.decision_backtest`.
+    """
+    fore = Section("forecasts", "Forecast backtest")
+    for line in lines:
+        fore.text(line, "li")
+    for n in notes or []:
+        fore.text(n, "warn")
+    fore.table(_fmt(summary))
+    fore.table(_fmt(metrics))
+    fore.figure("backtest", figure, "Forecast error and coverage against the horizon"
+                + ("; reliability of P(reach)" if reliability is not None else ""))
+    sections = [fore]
+    if scores is not None:
+        dec = Section("decisions", "Decision backtest")
+        dec.text("Each group was decided from its pilots alone (budget limit: the group's final budget) and scored "
+                 "on the finished runs: label regret = the pick's true cost to reach the target ÷ the cheapest "
+                 "method's (capped at 2; a pick that never reached it scores 2); Brier score of P(reach the target "
+                 "by the final budget) against whether the mean over runs did, beside ALDA's 0/1 forecast and the "
+                 "base rate known in hindsight.")
+        for line in decision_lines or []:
+            dec.text(line, "li")
+        dec.table(_fmt(scores))
+        if regrets is not None:
+            dec.text("Picks per group", "h3")
+            dec.table(_fmt(regrets))
+        if reliability is not None:
+            dec.text("Reliability of P(reach)", "h3")
+            dec.table(_fmt(reliability))
+        sections.append(dec)
+    return Report(title=f"palm-bayes backtest report ({__version__})", sections=sections)
+
+
 # ---------------------------------------------------------------------------------------------- renderers
 
 #: Tables sit in a ``.table-wrap`` box as wide as the page: long cells wrap at spaces (and, for long words such as
