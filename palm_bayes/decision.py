@@ -52,6 +52,12 @@ P_REACH_TIE = 0.02
 KEEP_P, STOP_P = 0.75, 0.25
 #: At most this many budgets on the grid of P(reach τ by B) and of the economics.
 GRID_POINTS = 400
+#: Label regret (a method's labels to reach τ ÷ the cheapest method's) is capped here; a method that does not
+#: reach τ within the budget scores the cap.
+REGRET_CAP = 2.0
+#: Rules of the Bayesian pick: ``"regret"`` — the lowest expected label regret over the joint draws;
+#: ``"reach"`` — the highest P(reach τ within the budget), near-ties to the lower expected cost.
+PICK_RULES = ("regret", "reach")
 
 #: ``decision.csv`` starts with exactly these columns.
 DECISION_COLUMNS = [*CURVE_KEYS, "a_max", "feasible", "b_abs", "deployment_window", "cost_competitive", "risky",
@@ -60,7 +66,7 @@ DECISION_COLUMNS = [*CURVE_KEYS, "a_max", "feasible", "b_abs", "deployment_windo
 #: ... followed by these.
 DETAIL_COLUMNS = ["target", "current_budget", "current_mean", "max_budget", "p_reach_se", "p_reach_curve",
                   "more_labels_median",
-                  "expected_cost",
+                  "expected_cost", "expected_regret",
                   "window_median", "window_lower", "window_upper", "next_labels", "gain_mean", "gain_lower",
                   "gain_upper", "p_gain", "best_budget", "best_budget_lower", "best_budget_upper", "net_value_best",
                   "net_value_next", "status", "note"]
@@ -89,6 +95,8 @@ class DecisionSettings:
         needed for the economics.
     level : float
         Level of the equal-tailed intervals.
+    pick_rule : str
+        How the Bayesian pick compares methods, one of :data:`PICK_RULES`.
     """
 
     target: float
@@ -100,6 +108,7 @@ class DecisionSettings:
     cost_per_label: float | None = None
     value_per_point: float | None = None
     level: float = 0.9
+    pick_rule: str = "regret"
 
     @property
     def economics(self) -> bool:
@@ -145,6 +154,8 @@ def check_settings(s: DecisionSettings, scale: str) -> None:
         raise InputError("--cost-per-label and --value-per-point go together (the economics need both)")
     if not 0 < s.level < 1:
         raise InputError(f"--level {s.level:g}: expected a level strictly between 0 and 1, e.g. 0.9")
+    if s.pick_rule not in PICK_RULES:
+        raise InputError(f"--pick {s.pick_rule}: expected one of {', '.join(PICK_RULES)}")
 
 
 # ---------------------------------------------------------------------------------------------- ALDA (point fit)
@@ -208,8 +219,9 @@ class CurveDraws:
     """Posterior draws of one curve's PALM parameters (flat arrays, the input's score scale) and its data.
 
     ``noise_sd(budgets)`` gives the fitted observation-noise sd per draw and budget (score scale; ``None``: no
-    noise), ``n_runs`` the number of runs the measured mean averages and ``observed_budgets`` the budgets seen so
-    far (their spacing is continued by :func:`measurement_budgets`). With ``discrepancy`` κ > 0 each draw's mean
+    noise), ``n_runs`` the number of runs the measured mean averages, ``observed_budgets`` the budgets seen so
+    far (their spacing is continued by :func:`measurement_budgets`) and ``observed_means`` the mean over runs at
+    each of them. With ``discrepancy`` κ > 0 each draw's mean
     curve strays from the PALM form beyond ``current_budget`` (the last observed budget) by a Brownian motion in log
     budget (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`), as in the forecast bands; ``seed`` fixes its
     paths and the measurement noise.
@@ -229,6 +241,7 @@ class CurveDraws:
     noise_sd: Callable[[np.ndarray], np.ndarray] | None = None
     n_runs: int = 1
     observed_budgets: np.ndarray | None = None
+    observed_means: np.ndarray | None = None
     _paths: dict = field(default_factory=dict, init=False, repr=False)  # per horizon: (grid, mean-curve paths)
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
@@ -270,12 +283,17 @@ class CurveDraws:
 
         The measured mean at budget B is the draw's mean curve (with the extrapolation discrepancy) plus Normal
         noise of sd ``noise_sd(B) / √n_runs``, independent between budgets; the budgets are the observed
-        spacing continued up to ``max_budget`` (:func:`measurement_budgets`). A curve whose observed mean is at τ
-        already reached it at the current budget.
+        spacing continued up to ``max_budget`` (:func:`measurement_budgets`). A curve whose observed mean was at τ
+        already reached it at the first budget where it was (the current one if only ``current_mean`` is known).
         """
-        if self.current_mean >= target:
-            return np.full(len(self.A_max), self.current_budget), np.array([self.current_budget])
         seen = self.observed_budgets if self.observed_budgets is not None else np.array([self.current_budget])
+        if self.observed_means is not None:
+            seen_at, means = np.asarray(seen, dtype=float), np.asarray(self.observed_means, dtype=float)
+        else:
+            seen_at, means = np.array([self.current_budget]), np.array([self.current_mean])
+        if (means >= target).any():
+            first = float(seen_at[np.argmax(means >= target)])
+            return np.full(len(self.A_max), first), np.array([first])
         grid = measurement_budgets(seen, max_budget, self.b)
         if not len(grid):
             return np.full(len(self.A_max), np.inf), grid
@@ -413,11 +431,27 @@ def p_first(b_abs: np.ndarray) -> np.ndarray:
     return (b_abs[:, None, :] < b_abs[None, :, :]).mean(axis=2)
 
 
-def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE) -> pd.DataFrame:
-    """Risk-aware pick within one group: the highest ``p_reach``. Methods whose ``p_reach`` is within Monte Carlo
+def expected_regret(reach: np.ndarray, cap: float = REGRET_CAP) -> np.ndarray:
+    """Posterior expected label regret of each method from first-passage budgets shaped (methods, draws), paired
+    by index as in :func:`p_cheapest`: per draw, a method's budget ÷ the cheapest method's, capped at ``cap``
+    (a method that does not reach τ scores the cap). Draws in which no method reaches τ carry no regret and are
+    left out; ``nan`` for every method if there is no other draw."""
+    best = reach.min(axis=0)
+    some = np.isfinite(best)
+    if not some.any():
+        return np.full(reach.shape[0], np.nan)
+    r = reach[:, some] / np.maximum(best[some], 1e-12)[None, :]
+    return np.where(np.isfinite(r), np.minimum(r, cap), cap).mean(axis=1)
+
+
+def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE, rule: str = "regret") -> pd.DataFrame:
+    """The Bayesian pick within one group.
+
+    ``rule="regret"``: the lowest ``expected_regret`` (:func:`expected_regret`), ties to the higher ``p_reach``,
+    then the name. ``rule="reach"``: the highest ``p_reach``; methods whose ``p_reach`` is within Monte Carlo
     error of the best (two standard errors of the difference, from ``p_reach_se`` when present, and at least
-    ``tie``) are tied; the tie goes to the lower ``expected_cost``, then the name. If no method can reach τ within
-    the budget (p_reach = 0 for all), the highest ``p_feasible``."""
+    ``tie``) are tied, and the tie goes to the lower ``expected_cost``, then the name. Under either rule, if no
+    method can reach τ within the budget, the highest ``p_feasible``."""
     out = rows.sort_values("method").copy()
     out["pick"] = False
     ok = out[out.p_reach.notna()]
@@ -426,7 +460,12 @@ def bayes_select(rows: pd.DataFrame, tie: float = P_REACH_TIE) -> pd.DataFrame:
         return out
     lead = ok.p_reach.idxmax()
     best = ok.p_reach[lead]
-    if best > 0:
+    if best > 0 and rule == "regret" and "expected_regret" in ok and ok.expected_regret.notna().any():
+        ranked = ok.assign(_neg_p=-ok.p_reach).sort_values(["expected_regret", "_neg_p", "method"], kind="stable")
+        chosen = ranked.index[0]
+        out["pick_reason"] = ("lowest expected label regret (labels to reach the target relative to the cheapest "
+                              "method, over the joint draws)")
+    elif best > 0:
         se = ok.p_reach_se if "p_reach_se" in ok else pd.Series(0.0, index=ok.index)
         margin = np.maximum(tie, 2 * np.sqrt(se**2 + se[lead] ** 2))
         tied = ok[ok.p_reach >= best - margin]
@@ -529,6 +568,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     rows, b_abs_draws, reach = [], {}, {}
     for key in keys:
         seen = fc.observed(key)
+        means = seen.groupby("budget")["score"].mean().sort_index()
         now = float(seen.budget.max())
         current = float(seen[seen.budget == now].score.mean())
         max_budget = s.max_budget if s.max_budget is not None else 4 * now
@@ -554,7 +594,8 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
                                ess=float(post.diagnostics.ess_bulk.min()), discrepancy=fc.discrepancy,
                                scale_top=scale_max(scale), seed=curve_seed(fc.settings.seed, key) + 5,
                                noise_sd=lambda B, post=post: post.noise_sd(B) * scale_max(scale),
-                               n_runs=int(seen["run"].nunique()), observed_budgets=seen.budget.unique())
+                               n_runs=int(seen["run"].nunique()), observed_budgets=means.index.to_numpy(),
+                               observed_means=means.to_numpy())
             row, b_abs, grid = curve_decision(draws, s, scale, max_budget)
             r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
             b_abs_draws[key] = b_abs
@@ -569,14 +610,16 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     for (dataset, model), g in table.groupby(["dataset", "model"], sort=False):
         g = alda_select(g, s.eta)
         have = [k for k in zip(g.dataset, g.model, g.method, strict=True) if k in b_abs_draws]
-        share = {}
+        share, regret = {}, {}
         if have:
             n = min(len(b_abs_draws[k]) for k in have)  # same draw count unless curves came from different fits
             stacked = np.stack([b_abs_draws[k][:n] for k in have])
             share = dict(zip([k[2] for k in have], p_cheapest(stacked), strict=True))
+            regret = dict(zip([k[2] for k in have], expected_regret(stacked), strict=True))
             first = p_first(stacked)
         g["p_cheapest"] = g.method.map(share).astype(float)
-        g = bayes_select(g)
+        g["expected_regret"] = g.method.map(regret).astype(float)
+        g = bayes_select(g, rule=s.pick_rule)
         summary = _group_summary(dataset, model, g)
         summary["draws"] = "joint" if (dataset, model) in fc.groups else "independent"
         summary["p_first"] = ({a[2]: {b[2]: float(first[i, j]) for j, b in enumerate(have) if j != i}

@@ -29,17 +29,14 @@ import pandas as pd
 
 from .backtest import CutoffFit
 from .data import CURVE_KEYS, mean_curve
-from .decision import DecisionSettings, check_settings, decide
+from .decision import REGRET_CAP, DecisionSettings, check_settings, decide
 from .errors import InputError
-
-#: A pick that never reaches τ, or costs more than this many times the cheapest method, scores this regret.
-REGRET_CAP = 2.0
 #: Equal-width bins of P(reach) in the reliability table.
 RELIABILITY_BINS = 10
 #: Columns of :func:`decision_backtest`'s table (one row per cutoff, target, curve).
 DECISION_BACKTEST_COLUMNS = ["cutoff", "target_label", *CURVE_KEYS, "target", "final_budget", "p_reach", "p_feasible",
-                             "p_cheapest", "expected_cost", "pick", "alda_pick", "alda_reach", "true_cost", "reached",
-                             "status"]
+                             "p_cheapest", "expected_cost", "expected_regret", "pick", "alda_pick", "alda_reach",
+                             "true_cost", "reached", "status"]
 #: Columns of :func:`decision_scores`.
 DECISION_SCORE_COLUMNS = ["cutoff", "target_label", "groups", "scored_groups", "curves", "regret_bayes",
                           "regret_alda", "agree", "brier_bayes", "brier_alda", "brier_base_rate", "share_reached",
@@ -98,7 +95,7 @@ def _targets(group: pd.DataFrame, targets, target_fractions) -> list[tuple[str, 
 
 def decision_backtest(df: pd.DataFrame, fits: Sequence[CutoffFit], targets: Sequence[float] | None = None,
                       target_fractions: Sequence[float] | None = None, eta: float = 0.05,
-                      level: float = 0.9) -> pd.DataFrame:
+                      level: float = 0.9, pick_rule: str = "regret") -> pd.DataFrame:
     """Decide from every cutoff's pilots and set each decision beside what the finished runs did.
 
     Parameters
@@ -111,8 +108,9 @@ def decision_backtest(df: pd.DataFrame, fits: Sequence[CutoffFit], targets: Sequ
         Absolute targets τ on the scores' scale.
     target_fractions : list of float, optional
         Relative targets: τ = f × the best final mean accuracy over the group's methods.
-    eta, level : float
-        ALDA's cost tolerance and the intervals' level, as in :class:`~palm_bayes.decision.DecisionSettings`.
+    eta, level, pick_rule
+        ALDA's cost tolerance, the intervals' level and the Bayesian pick's rule, as in
+        :class:`~palm_bayes.decision.DecisionSettings`.
 
     Returns
     -------
@@ -131,14 +129,16 @@ def decision_backtest(df: pd.DataFrame, fits: Sequence[CutoffFit], targets: Sequ
             final_budget = float(group["budget"].max())
             for label, target in _targets(group, targets, target_fractions):
                 costs = true_costs(group, target)
-                settings = DecisionSettings(target=target, max_budget=final_budget, eta=eta, level=level)
+                settings = DecisionSettings(target=target, max_budget=final_budget, eta=eta, level=level,
+                                            pick_rule=pick_rule)
                 t = decide(fit.forecaster, settings, keys=keys).table.set_index("method")
                 for m in t.index:
                     r = t.loc[m]
                     rows.append({"cutoff": fit.label, "target_label": label, "dataset": dataset, "model": model,
                                  "method": m, "target": target, "final_budget": final_budget,
                                  "p_reach": r.p_reach, "p_feasible": r.p_feasible, "p_cheapest": r.p_cheapest,
-                                 "expected_cost": r.expected_cost, "pick": bool(r.pick),
+                                 "expected_cost": r.expected_cost, "expected_regret": r.expected_regret,
+                                 "pick": bool(r.pick),
                                  "alda_pick": bool(r.alda_pick),
                                  "alda_reach": float(bool(r.feasible) and r.b_abs <= final_budget),
                                  "true_cost": costs[m], "reached": float(costs[m] <= final_budget),
@@ -202,7 +202,7 @@ def reliability_table(table: pd.DataFrame, bins: int = RELIABILITY_BINS) -> pd.D
     rows = []
     for cutoff, g in table[table["p_reach"].notna()].groupby("cutoff", sort=False):
         p = g["p_reach"].to_numpy(float)
-        idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+        idx = np.clip(np.floor(p * bins + 1e-9).astype(int), 0, bins - 1)  # 0.3 is in [0.3, 0.4) despite rounding
         for i in range(bins):
             sel = idx == i
             if sel.any():

@@ -17,6 +17,7 @@ from palm_bayes.decision import (
     alda_select,
     alda_window,
     bayes_select,
+    expected_regret,
     curve_decision,
     decide,
     p_cheapest,
@@ -96,17 +97,36 @@ def test_p_cheapest_shares_ties_and_ignores_draws_nobody_reaches():
     np.testing.assert_allclose(p, [1.5 / 4, 1.5 / 4, 0.0])
 
 
+def test_expected_regret_by_hand():
+    # three joint draws of two methods' first-passage budgets; in the last one nobody reaches the target
+    b = np.array([[10.0, 30.0, np.inf], [20.0, 10.0, np.inf]])
+    np.testing.assert_allclose(expected_regret(b), [(1 + 2) / 2, (2 + 1) / 2])
+    b = np.array([[10.0, 10.0], [15.0, np.inf]])
+    np.testing.assert_allclose(expected_regret(b), [1.0, (1.5 + 2) / 2])  # never reaching scores the cap
+    assert np.isnan(expected_regret(np.full((2, 3), np.inf))).all()
+
+
+def test_bayes_pick_by_regret_then_reach():
+    rows = _rows(method=["a", "b", "c"], p_reach=[0.90, 0.89, 0.5], expected_cost=[500.0, 300.0, 100.0],
+                 p_feasible=[0.95, 0.95, 0.6], expected_regret=[1.4, 1.2, 1.2])
+    g = bayes_select(rows).set_index("method")
+    assert g.pick.to_dict() == {"a": False, "b": True, "c": False}  # lowest regret, tie to the higher P(reach)
+    assert "regret" in g.pick_reason.iloc[0]
+    g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0], expected_regret=np.nan)).set_index("method")
+    assert g.pick.to_dict() == {"a": True, "b": False, "c": False} and "P(A_max" in g.pick_reason.iloc[0]
+
+
 def test_bayes_pick_prefers_reaching_then_cheaper_within_a_tie():
     rows = _rows(method=["a", "b", "c"], p_reach=[0.90, 0.89, 0.5], expected_cost=[500.0, 300.0, 100.0],
                  p_feasible=[0.95, 0.95, 0.6])
-    g = bayes_select(rows).set_index("method")
+    g = bayes_select(rows, rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}  # 0.89 ties 0.90 (Monte Carlo), cheaper
     # with few effective draws the Monte Carlo error is larger, and so is the tie margin
-    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.03, 0.03, 0.03])).set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.03, 0.03, 0.03]), rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}
-    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.005, 0.005, 0.005])).set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.005, 0.005, 0.005]), rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False}
-    g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0])).set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0]), rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False} and "P(A_max" in g.pick_reason.iloc[0]
 
 
