@@ -15,6 +15,7 @@ from palm_bayes.backtest import (
     fit_cutoffs,
     performance_metrics,
 )
+from palm_bayes.decision import PICK_RULES
 from palm_bayes.decision_backtest import (
     check_targets,
     decision_backtest,
@@ -58,6 +59,8 @@ def add_parser(sub) -> None:
                    help="also backtest decisions for targets F x the best final mean accuracy of each group's "
                    "methods, 0 < F <= 1 (e.g. 0.98 0.99 1)")
     p.add_argument("--eta", type=float, default=0.05, help="ALDA's cost tolerance η of the cost-competitive set")
+    p.add_argument("--pick", choices=PICK_RULES, default="regret", dest="pick_rule",
+                   help="the Bayesian pick's rule, as for decide (default regret)")
     p.add_argument("--out", default="palm_bayes_backtest", help="output folder (default ./palm_bayes_backtest)")
     add_fitting_flags(p)
     p.set_defaults(run=run)
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     lines = describe(summary, df.attrs["scale"], level)
     tables = {}
     if decisions:
-        table = decision_backtest(df, fits, args.target, args.target_fraction, eta=args.eta, level=level)
+        table = decision_backtest(df, fits, args.target, args.target_fraction, eta=args.eta, level=level,
+                                  pick_rule=args.pick_rule)
         tables = {"decisions": table, "scores": decision_scores(table), "regrets": group_regrets(table),
                   "reliability": reliability_table(table)}
     out.write_csv("backtest.csv", bt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from palm_bayes.decision import DecisionSettings, check_settings, decide
+from palm_bayes.decision import PICK_RULES, DecisionSettings, check_settings, decide
 from palm_bayes.outputs import OutputDir
 
 from .forecast import add_fitting_flags, fit_or_load, speaker
@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--min-gain", type=float, help="gain worth having from the next batch (default 0.5 points)")
     p.add_argument("--cost-per-label", type=float, help="cost of one label (with --value-per-point)")
     p.add_argument("--value-per-point", type=float, help="value of one accuracy point (with --cost-per-label)")
+    p.add_argument("--pick", choices=PICK_RULES, default="regret", dest="pick_rule",
+                   help="the Bayesian pick: regret (default: the lowest expected label regret, i.e. labels to reach "
+                   "the target relative to the cheapest method, over the joint draws) or reach (the highest "
+                   "P(reach), near-ties to the lower expected cost)")
     p.add_argument("--out", default="palm_bayes_out", help="output folder (default ./palm_bayes_out)")
     add_fitting_flags(p)
     p.set_defaults(run=run)
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DecisionSettings(target=args.target, delta_target=args.delta_target, eta=args.eta,
                                 max_budget=args.max_budget, next_labels=args.next_labels, min_gain=args.min_gain,
                                 cost_per_label=args.cost_per_label, value_per_point=args.value_per_point,
-                                level=args.level[0])
+                                level=args.level[0], pick_rule=args.pick_rule)
     out = OutputDir(args.out)
     out.check(*OUTPUTS)
     say = speaker(args.quiet)

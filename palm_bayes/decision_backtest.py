@@ -31,6 +31,7 @@ from .backtest import CutoffFit
 from .data import CURVE_KEYS, mean_curve
 from .decision import REGRET_CAP, DecisionSettings, check_settings, decide
 from .errors import InputError
+
 #: Equal-width bins of P(reach) in the reliability table.
 RELIABILITY_BINS = 10
 #: Columns of :func:`decision_backtest`'s table (one row per cutoff, target, curve).

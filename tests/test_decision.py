@@ -17,9 +17,9 @@ from palm_bayes.decision import (
     alda_select,
     alda_window,
     bayes_select,
-    expected_regret,
     curve_decision,
     decide,
+    expected_regret,
     p_cheapest,
     p_reach_by,
 )
@@ -122,9 +122,11 @@ def test_bayes_pick_prefers_reaching_then_cheaper_within_a_tie():
     g = bayes_select(rows, rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}  # 0.89 ties 0.90 (Monte Carlo), cheaper
     # with few effective draws the Monte Carlo error is larger, and so is the tie margin
-    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.03, 0.03, 0.03]), rule="reach").set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.03, 0.03, 0.03]), rule="reach")
+    g = g.set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}
-    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.005, 0.005, 0.005]), rule="reach").set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.90, 0.84, 0.5], p_reach_se=[0.005, 0.005, 0.005]), rule="reach")
+    g = g.set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False}
     g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0]), rule="reach").set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False} and "P(A_max" in g.pick_reason.iloc[0]

@@ -13,8 +13,8 @@ from palm_bayes.decision import CurveDraws, measurement_budgets
 from palm_bayes.decision_backtest import (
     DECISION_BACKTEST_COLUMNS,
     DECISION_SCORE_COLUMNS,
-    RELIABILITY_COLUMNS,
     REGRET_CAP,
+    RELIABILITY_COLUMNS,
     decision_backtest,
     decision_scores,
     group_regrets,
@@ -166,8 +166,8 @@ def test_bad_targets_exit_2_with_one_line_before_sampling(cli, tmp_path, flags, 
 
 
 def test_cli_decision_backtest_writes_tables_figure_and_report(cli, tmp_path):
-    code, out, err = cli("backtest", AL_CSV, "--method", "random", "margin_sampling", "--cutoffs", "6",
-                         "--target-fraction", "0.98", "1", "--out", tmp_path, *FAST_CLI)
+    code, _, err = cli("backtest", AL_CSV, "--method", "random", "margin_sampling", "--cutoffs", "6",
+                       "--target-fraction", "0.98", "1", "--out", tmp_path, *FAST_CLI)
     assert code == 0, err
     t = pd.read_csv(tmp_path / "decisions.csv")
     assert list(t.columns) == DECISION_BACKTEST_COLUMNS and len(t) == 2 * 2
