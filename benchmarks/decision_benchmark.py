@@ -30,7 +30,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = (0.98, 0.99, 1.00)
-SCORES = ["regret_bayes", "regret_alda", "brier_bayes", "brier_alda", "brier_base_rate"]
+SCORES = ["regret_bayes", "regret_alda", "brier_bayes", "brier_alda", "brier_base_rate", "brier_cheapest",
+          "brier_cheapest_uniform"]
 
 
 def named(values: list[str], flag: str) -> dict[str, str]:

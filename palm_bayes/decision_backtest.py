@@ -41,7 +41,7 @@ DECISION_BACKTEST_COLUMNS = ["cutoff", "target_label", *CURVE_KEYS, "target", "f
 #: Columns of :func:`decision_scores`.
 DECISION_SCORE_COLUMNS = ["cutoff", "target_label", "groups", "scored_groups", "curves", "regret_bayes",
                           "regret_alda", "agree", "brier_bayes", "brier_alda", "brier_base_rate", "share_reached",
-                          "mean_p_reach"]
+                          "mean_p_reach", "brier_cheapest", "brier_cheapest_uniform"]
 #: Columns of :func:`reliability_table`.
 RELIABILITY_COLUMNS = ["cutoff", "bin", "p_lo", "p_hi", "n", "mean_p_reach", "share_reached"]
 
@@ -168,6 +168,18 @@ def group_regrets(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cheapest_brier(g: pd.DataFrame) -> tuple[float, float]:
+    """Multi-category Brier score of one group's ``p_cheapest`` against the hindsight-cheapest method (methods tied
+    at the lowest true cost share the outcome), and that of the uniform forecast 1 / methods; ``nan`` when no
+    method reached τ or a fit failed."""
+    cost = g["true_cost"].to_numpy(float)
+    p = g["p_cheapest"].to_numpy(float)
+    if not np.isfinite(cost.min()) or np.isnan(p).any():
+        return np.nan, np.nan
+    won = (cost == cost.min()) / np.sum(cost == cost.min())
+    return float(np.sum((p - won) ** 2)), float(np.sum((1 / len(g) - won) ** 2))
+
+
 def decision_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Per cutoff and target: mean label regret of both picks (over groups where some method reached τ), how often
     they agree, and the Brier scores of P(reach), of ALDA's 0/1 forecast and of the hindsight base rate.
@@ -176,11 +188,14 @@ def decision_scores(table: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         Columns :data:`DECISION_SCORE_COLUMNS`; curves whose fit failed (no ``p_reach``) are left out of the
-        Brier scores and counted in neither ``curves`` nor ``mean_p_reach``.
+        Brier scores and counted in neither ``curves`` nor ``mean_p_reach``. ``brier_cheapest`` is the mean over
+        groups of :func:`cheapest_brier` (P(cheapest) against the hindsight-cheapest method), beside
+        ``brier_cheapest_uniform``, the same for the forecast 1 / methods.
     """
     regrets = group_regrets(table)
     rows = []
     for (cutoff, label), g in table.groupby(["cutoff", "target_label"], sort=False):
+        cheap = np.array([cheapest_brier(grp) for _, grp in g.groupby(["dataset", "model"], sort=False)])
         r = regrets[(regrets.cutoff == cutoff) & (regrets.target_label == label)]
         scored = r[r.regret_bayes.notna()]
         ok = g[g["p_reach"].notna()]
@@ -192,8 +207,14 @@ def decision_scores(table: pd.DataFrame) -> pd.DataFrame:
                      "brier_alda": float(np.mean((ok["alda_reach"].to_numpy(float) - y) ** 2)) if len(ok) else np.nan,
                      "brier_base_rate": float(np.mean((y.mean() - y) ** 2)) if len(ok) else np.nan,
                      "share_reached": float(y.mean()) if len(ok) else np.nan,
-                     "mean_p_reach": float(p.mean()) if len(ok) else np.nan})
+                     "mean_p_reach": float(p.mean()) if len(ok) else np.nan,
+                     "brier_cheapest": _nanmean(cheap[:, 0]), "brier_cheapest_uniform": _nanmean(cheap[:, 1])})
     return pd.DataFrame(rows, columns=DECISION_SCORE_COLUMNS)
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else np.nan
 
 
 def reliability_table(table: pd.DataFrame, bins: int = RELIABILITY_BINS) -> pd.DataFrame:

@@ -126,11 +126,12 @@ def test_scores_after_the_cutoff_cannot_change_a_decision(finished):
 
 def hand_decisions() -> pd.DataFrame:
     """Two groups, one target: g1 picks the cheapest (regret 1), ALDA a method twice as slow; in g2 nobody reaches."""
-    rows = [("g1", "a", 0.9, True, False, 1.0, 20.0, 1.0), ("g1", "b", 0.6, False, True, 1.0, 40.0, 1.0),
-            ("g1", "c", 0.2, False, False, 0.0, np.inf, 0.0),
-            ("g2", "a", 0.3, True, True, 0.0, np.inf, 0.0), ("g2", "b", np.nan, False, False, 0.0, np.inf, 0.0)]
+    rows = [("g1", "a", 0.9, True, False, 1.0, 20.0, 1.0, 0.7), ("g1", "b", 0.6, False, True, 1.0, 40.0, 1.0, 0.2),
+            ("g1", "c", 0.2, False, False, 0.0, np.inf, 0.0, 0.1),
+            ("g2", "a", 0.3, True, True, 0.0, np.inf, 0.0, 1.0), ("g2", "b", np.nan, False, False, 0.0, np.inf, 0.0,
+                                                                   np.nan)]
     t = pd.DataFrame(rows, columns=["dataset", "method", "p_reach", "pick", "alda_pick", "alda_reach", "true_cost",
-                                    "reached"])
+                                    "reached", "p_cheapest"])
     return t.assign(cutoff="K=5", target_label="target=0.8", model="m", target=0.8)
 
 
@@ -147,6 +148,9 @@ def test_scores_and_reliability_match_a_recomputation_by_hand():
     assert s.brier_bayes == pytest.approx(np.mean((p - y) ** 2))
     assert s.brier_alda == pytest.approx(np.mean((np.array([1.0, 1.0, 0.0, 0.0]) - y) ** 2))
     assert s.brier_base_rate == pytest.approx(0.25) and s.share_reached == 0.5 and s.agree == 0.5
+    # P(cheapest) only where some method reached the target (g1): a won
+    assert s.brier_cheapest == pytest.approx(0.3**2 + 0.2**2 + 0.1**2)
+    assert s.brier_cheapest_uniform == pytest.approx((2 / 3) ** 2 + 2 * (1 / 3) ** 2)
     rel = reliability_table(t)
     assert list(rel.columns) == RELIABILITY_COLUMNS and rel.n.sum() == 4
     assert rel.set_index("bin").loc["[0.9, 1.0]", "share_reached"] == 1.0
