@@ -30,6 +30,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = (0.98, 0.99, 1.00)
+#: Verdict thresholds looked at (the defaults are KEEP_P = 0.75 and STOP_P = 0.25 in palm_bayes.decision).
+KEEP_GRID = (0.6, 0.7, 0.75, 0.8, 0.9)
+STOP_GRID = (0.4, 0.3, 0.25, 0.2, 0.1)
 SCORES = ["regret_bayes", "regret_alda", "brier_bayes", "brier_alda", "brier_base_rate", "brier_cheapest",
           "brier_cheapest_uniform"]
 
@@ -89,7 +92,13 @@ def main() -> None:
     import task  # the official pilot rule
 
     from palm_bayes.decision import PICK_RULES
-    from palm_bayes.decision_backtest import decision_backtest, decision_scores, group_regrets, reliability_table
+    from palm_bayes.decision_backtest import (
+        decision_backtest,
+        decision_scores,
+        group_regrets,
+        reliability_table,
+        verdict_table,
+    )
 
     sets, posteriors = named(a.set, "--set"), named(a.posterior, "--posterior")
     pd.set_option("display.width", 200)
@@ -118,6 +127,15 @@ def main() -> None:
             rel.to_csv(out / "reliability.csv", index=False)
         print("\nreliability of P(reach) (the same for every rule):")
         print(rel.drop(columns=["cutoff"]).round(3).to_string(index=False))
+        print("\nverdicts (share of the curves given each verdict that reached the target):")
+        print(verdict_table(table).drop(columns=["cutoff"]).round(3).to_string(index=False))
+        print("verdict thresholds: 'keep labelling' at P >= K is right (reached) / 'stop' at P < S is right (not "
+              "reached), share of curves not already at the target:")
+        sweep = table[table.verdict != "already reached"]
+        for k, s_ in zip(KEEP_GRID, STOP_GRID, strict=True):
+            keep, stop = sweep[sweep.p_reach >= k], sweep[sweep.p_reach < s_]
+            print(f"  K={k:.2f}: right {keep.reached.mean():.3f} of {len(keep)}; "
+                  f"S={s_:.2f}: right {1 - stop.reached.mean():.3f} of {len(stop)}")
     print("\n##### summary (mean over the targets)")
     print(pd.DataFrame(summary).to_string(index=False))
     if len(sets) > 1:

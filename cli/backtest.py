@@ -59,8 +59,8 @@ def add_parser(sub) -> None:
                    help="also backtest decisions for targets F x the best final mean accuracy of each group's "
                    "methods, 0 < F <= 1 (e.g. 0.98 0.99 1)")
     p.add_argument("--eta", type=float, default=0.05, help="ALDA's cost tolerance η of the cost-competitive set")
-    p.add_argument("--pick", choices=PICK_RULES, default="regret", dest="pick_rule",
-                   help="the Bayesian pick's rule, as for decide (default regret)")
+    p.add_argument("--pick", choices=PICK_RULES, default="reach", dest="pick_rule",
+                   help="the Bayesian pick's rule, as for decide (default reach)")
     p.add_argument("--out", default="palm_bayes_backtest", help="output folder (default ./palm_bayes_backtest)")
     add_fitting_flags(p)
     p.set_defaults(run=run)

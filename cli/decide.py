@@ -29,10 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--min-gain", type=float, help="gain worth having from the next batch (default 0.5 points)")
     p.add_argument("--cost-per-label", type=float, help="cost of one label (with --value-per-point)")
     p.add_argument("--value-per-point", type=float, help="value of one accuracy point (with --cost-per-label)")
-    p.add_argument("--pick", choices=PICK_RULES, default="regret", dest="pick_rule",
-                   help="the Bayesian pick: regret (default: the lowest expected label regret, i.e. labels to reach "
-                   "the target relative to the cheapest method, over the joint draws) or reach (the highest "
-                   "P(reach), near-ties to the lower expected cost)")
+    p.add_argument("--pick", choices=PICK_RULES, default="reach", dest="pick_rule",
+                   help="the Bayesian pick: reach (default: the highest P(reach), near-ties to the lower expected "
+                   "cost) or regret (the lowest expected label regret, i.e. labels to reach the target relative to "
+                   "the cheapest method, over the joint draws)")
     p.add_argument("--out", default="palm_bayes_out", help="output folder (default ./palm_bayes_out)")
     add_fitting_flags(p)
     p.set_defaults(run=run)

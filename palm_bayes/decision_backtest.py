@@ -37,7 +37,7 @@ RELIABILITY_BINS = 10
 #: Columns of :func:`decision_backtest`'s table (one row per cutoff, target, curve).
 DECISION_BACKTEST_COLUMNS = ["cutoff", "target_label", *CURVE_KEYS, "target", "final_budget", "p_reach", "p_feasible",
                              "p_cheapest", "expected_cost", "expected_regret", "pick", "alda_pick", "alda_reach",
-                             "true_cost", "reached", "status"]
+                             "verdict", "true_cost", "reached", "status"]
 #: Columns of :func:`decision_scores`.
 DECISION_SCORE_COLUMNS = ["cutoff", "target_label", "groups", "scored_groups", "curves", "regret_bayes",
                           "regret_alda", "agree", "brier_bayes", "brier_alda", "brier_base_rate", "share_reached",
@@ -96,7 +96,7 @@ def _targets(group: pd.DataFrame, targets, target_fractions) -> list[tuple[str, 
 
 def decision_backtest(df: pd.DataFrame, fits: Sequence[CutoffFit], targets: Sequence[float] | None = None,
                       target_fractions: Sequence[float] | None = None, eta: float = 0.05,
-                      level: float = 0.9, pick_rule: str = "regret") -> pd.DataFrame:
+                      level: float = 0.9, pick_rule: str = "reach") -> pd.DataFrame:
     """Decide from every cutoff's pilots and set each decision beside what the finished runs did.
 
     Parameters
@@ -142,6 +142,7 @@ def decision_backtest(df: pd.DataFrame, fits: Sequence[CutoffFit], targets: Sequ
                                  "pick": bool(r.pick),
                                  "alda_pick": bool(r.alda_pick),
                                  "alda_reach": float(bool(r.feasible) and r.b_abs <= final_budget),
+                                 "verdict": r.verdict,
                                  "true_cost": costs[m], "reached": float(costs[m] <= final_budget),
                                  "status": r.status})
     out = pd.DataFrame(rows, columns=DECISION_BACKTEST_COLUMNS)
@@ -233,6 +234,15 @@ def reliability_table(table: pd.DataFrame, bins: int = RELIABILITY_BINS) -> pd.D
                              "n": int(sel.sum()), "mean_p_reach": float(p[sel].mean()),
                              "share_reached": float(g["reached"].to_numpy(float)[sel].mean())})
     return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
+
+
+def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cutoff and verdict (:func:`palm_bayes.decision.verdict`): how many curves got it and the share of them
+    that reached the target by the final budget (a good "keep labelling" reaches, a good "stop" does not)."""
+    out = (table.groupby(["cutoff", "verdict"], sort=False)
+           .agg(n=("reached", "size"), share_reached=("reached", "mean"), mean_p_reach=("p_reach", "mean"))
+           .reset_index())
+    return out
 
 
 def describe_decisions(scores: pd.DataFrame) -> list[str]:

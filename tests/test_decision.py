@@ -109,10 +109,10 @@ def test_expected_regret_by_hand():
 def test_bayes_pick_by_regret_then_reach():
     rows = _rows(method=["a", "b", "c"], p_reach=[0.90, 0.89, 0.5], expected_cost=[500.0, 300.0, 100.0],
                  p_feasible=[0.95, 0.95, 0.6], expected_regret=[1.4, 1.2, 1.2])
-    g = bayes_select(rows).set_index("method")
+    g = bayes_select(rows, rule="regret").set_index("method")
     assert g.pick.to_dict() == {"a": False, "b": True, "c": False}  # lowest regret, tie to the higher P(reach)
     assert "regret" in g.pick_reason.iloc[0]
-    g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0], expected_regret=np.nan)).set_index("method")
+    g = bayes_select(rows.assign(p_reach=[0.0, 0.0, 0.0], expected_regret=np.nan), rule="regret").set_index("method")
     assert g.pick.to_dict() == {"a": True, "b": False, "c": False} and "P(A_max" in g.pick_reason.iloc[0]
 
 

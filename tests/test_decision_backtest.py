@@ -29,7 +29,7 @@ FAST_CLI = ["--draws", "200", "--tune", "200", "--chains", "2", "--seed", "5", "
             "--pooling", "none"]
 #: Columns of the decision that must not depend on anything after the cutoff.
 DECIDED = ["cutoff", "target_label", "dataset", "model", "method", "target", "final_budget", "p_reach", "p_feasible",
-           "p_cheapest", "expected_cost", "expected_regret", "pick", "alda_pick", "alda_reach", "status"]
+           "p_cheapest", "expected_cost", "expected_regret", "pick", "alda_pick", "alda_reach", "verdict", "status"]
 
 
 def group(rows: dict[str, list[list[float]]], budgets: list[float]) -> pd.DataFrame:
