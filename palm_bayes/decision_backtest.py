@@ -221,7 +221,7 @@ def _nanmean(x: np.ndarray) -> float:
 def reliability_table(table: pd.DataFrame, bins: int = RELIABILITY_BINS) -> pd.DataFrame:
     """P(reach) binned into ``bins`` equal-width bins of [0, 1] (the last one closed) against the share of those
     curves that reached τ, per cutoff over all targets; empty bins are left out."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.round(np.linspace(0.0, 1.0, bins + 1), 10)
     rows = []
     for cutoff, g in table[table["p_reach"].notna()].groupby("cutoff", sort=False):
         p = g["p_reach"].to_numpy(float)
