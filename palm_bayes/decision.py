@@ -222,10 +222,10 @@ class CurveDraws:
     ``noise_sd(budgets)`` gives the fitted observation-noise sd per draw and budget (score scale; ``None``: no
     noise), ``n_runs`` the number of runs the measured mean averages, ``observed_budgets`` the budgets seen so
     far (their spacing is continued by :func:`measurement_budgets`) and ``observed_means`` the mean over runs at
-    each of them. With ``discrepancy`` κ > 0 each draw's mean
-    curve strays from the PALM form beyond ``current_budget`` (the last observed budget) by a Brownian motion in log
-    budget (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`), as in the forecast bands; ``seed`` fixes its
-    paths and the measurement noise.
+    each of them. With ``discrepancy`` κ > 0 each draw's mean curve strays from the PALM form beyond
+    ``current_budget`` (the last observed budget) by a Brownian motion in log budget
+    (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`), as in the forecast bands; ``seed`` fixes its paths
+    and the measurement noise.
     """
 
     A_max: np.ndarray
@@ -276,7 +276,6 @@ class CurveDraws:
         hit = path >= target
         on_path = np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
         return np.where(exact <= self.current_budget, exact, on_path)
-
 
     def measured_reach(self, target: float, max_budget: float) -> tuple[np.ndarray, np.ndarray]:
         """Per draw, the first budget at which the *measured* mean over the runs is at ``target`` (``inf`` if not
@@ -566,7 +565,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     point = point_size(scale)
     dt = s.window_half_width(scale)
     keys = [k for k in fc.keys() if keys is None or k in keys]
-    rows, b_abs_draws, reach = [], {}, {}
+    rows, passage_draws, reach = [], {}, {}
     for key in keys:
         seen = fc.observed(key)
         means = seen.groupby("budget")["score"].mean().sort_index()
@@ -597,10 +596,10 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
                                noise_sd=lambda B, post=post: post.noise_sd(B) * scale_max(scale),
                                n_runs=int(seen["run"].nunique()), observed_budgets=means.index.to_numpy(),
                                observed_means=means.to_numpy())
-            row, b_abs, grid = curve_decision(draws, s, scale, max_budget)
+            row, passage, grid = curve_decision(draws, s, scale, max_budget)
             r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
-            b_abs_draws[key] = b_abs
-            reach[key] = (grid, p_reach_by(b_abs, grid))
+            passage_draws[key] = passage  # first passage of the measured mean, per draw
+            reach[key] = (grid, p_reach_by(passage, grid))
         rows.append(r)
     table = pd.DataFrame(rows)
     for c in DECISION_COLUMNS + DETAIL_COLUMNS:
@@ -610,11 +609,11 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     frames, groups = [], []
     for (dataset, model), g in table.groupby(["dataset", "model"], sort=False):
         g = alda_select(g, s.eta)
-        have = [k for k in zip(g.dataset, g.model, g.method, strict=True) if k in b_abs_draws]
+        have = [k for k in zip(g.dataset, g.model, g.method, strict=True) if k in passage_draws]
         share, regret = {}, {}
         if have:
-            n = min(len(b_abs_draws[k]) for k in have)  # same draw count unless curves came from different fits
-            stacked = np.stack([b_abs_draws[k][:n] for k in have])
+            n = min(len(passage_draws[k]) for k in have)  # same draw count unless curves came from different fits
+            stacked = np.stack([passage_draws[k][:n] for k in have])
             share = dict(zip([k[2] for k in have], p_cheapest(stacked), strict=True))
             regret = dict(zip([k[2] for k in have], expected_regret(stacked), strict=True))
             first = p_first(stacked)
