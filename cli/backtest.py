@@ -107,17 +107,15 @@ def run(args: argparse.Namespace) -> int:
     from palm_bayes.plot import plot_backtest  # matplotlib only once there is something to draw
     from palm_bayes.report import build_backtest_report, render_html, render_markdown
 
-    def figure():
-        return plot_backtest(metrics, scale=df.attrs["scale"], level=level, reliability=tables.get("reliability"))
-
-    out.write_figure("backtest.png", figure())
+    figure = plot_backtest(metrics, scale=df.attrs["scale"], level=level, reliability=tables.get("reliability"))
+    png = out.write_figure("backtest.png", figure).read_bytes()  # drawn once: the report shows the same image
     if decisions:
         out.write_csv("decisions.csv", tables["decisions"])
         out.write_csv("decision_metrics.csv", tables["scores"])
         out.write_csv("decision_groups.csv", tables["regrets"])
         out.write_csv("reliability.csv", tables["reliability"])
     decision_lines = describe_decisions(tables["scores"]) if decisions else []
-    report = build_backtest_report(summary, metrics, lines, figure(), scores=tables.get("scores"),
+    report = build_backtest_report(summary, metrics, lines, png, scores=tables.get("scores"),
                                    regrets=tables.get("regrets"), reliability=tables.get("reliability"),
                                    decision_lines=decision_lines, notes=bt.attrs["notes"])
     text, figures = render_markdown(report, prefix="backtest_report_")

@@ -569,8 +569,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     for key in keys:
         seen = fc.observed(key)
         means = seen.groupby("budget")["score"].mean().sort_index()
-        now = float(seen.budget.max())
-        current = float(seen[seen.budget == now].score.mean())
+        now, current = float(means.index[-1]), float(means.iloc[-1])
         max_budget = s.max_budget if s.max_budget is not None else 4 * now
         r = dict(zip(CURVE_KEYS, key, strict=True))
         fit = fc.point_fits.get(key)

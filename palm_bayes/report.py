@@ -218,15 +218,16 @@ def build_report(fc, table: pd.DataFrame, *, level: float = 0.9, decision=None, 
     return Report(title=f"palm-bayes uncertainty report ({__version__})", sections=sections)
 
 
-def build_backtest_report(summary: pd.DataFrame, metrics: pd.DataFrame, lines: list[str], figure, *,
+def build_backtest_report(summary: pd.DataFrame, metrics: pd.DataFrame, lines: list[str], figure_png: bytes, *,
                           scores: pd.DataFrame | None = None,
                           regrets: pd.DataFrame | None = None, reliability: pd.DataFrame | None = None,
                           decision_lines: list[str] | None = None, notes: list[str] | None = None) -> Report:
     """The backtest's report: the forecast backtest (per-cutoff summary, metrics by horizon, the figure) and, with
     a target, the decision backtest (scores per cutoff and target, the picks per group, the reliability table).
 
-    ``figure`` is :func:`palm_bayes.plot.plot_backtest` (with its reliability panel when there are decisions); the
-    tables come from :mod:`palm_bayes.backtest` and :mod:`palm_bayes.decision_backtest`.
+    ``figure_png`` is :func:`palm_bayes.plot.plot_backtest` as PNG (``backtest.png``, with its reliability panel
+    when there are decisions); the tables come from :mod:`palm_bayes.backtest` and
+    :mod:`palm_bayes.decision_backtest`.
     """
     fore = Section("forecasts", "Forecast backtest")
     for line in lines:
@@ -235,8 +236,9 @@ def build_backtest_report(summary: pd.DataFrame, metrics: pd.DataFrame, lines: l
         fore.text(n, "warn")
     fore.table(_fmt(summary))
     fore.table(_fmt(metrics))
-    fore.figure("backtest", figure, "Forecast error and coverage against the horizon"
-                + ("; reliability of P(reach)" if reliability is not None else ""))
+    caption = "Forecast error and coverage against the horizon" + (
+        "; reliability of P(reach)" if reliability is not None else "")
+    fore.blocks.append(("figure", Figure("backtest", caption, figure_png)))
     sections = [fore]
     if scores is not None:
         dec = Section("decisions", "Decision backtest")
