@@ -15,7 +15,7 @@ from palm_bayes.forecast import DEFAULT_POOLING, Forecaster, print_progress
 from palm_bayes.model import GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.parallel import check_jobs
-from palm_bayes.pooling import POOLING
+from palm_bayes.pooling import GROUP_SAMPLERS, POOLING
 from palm_bayes.serialize import POSTERIOR_FILE, saved_posterior
 
 OUTPUTS = ("forecast.csv", "params.csv", "diagnostics.csv", POSTERIOR_FILE, "forecast.png")
@@ -53,6 +53,9 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
                    help=f"share information between the methods of one dataset/model: ceiling (one joint model, "
                    f"A_max partially pooled), full (delta, alpha, beta pooled too) or none (every curve alone); "
                    f"default {DEFAULT_POOLING}")
+    g.add_argument("--group-sampler", choices=GROUP_SAMPLERS, default="two-stage",
+                   help="how a pooled ceiling is sampled (same posterior): two-stage (default: each method alone, "
+                   "then the group by importance resampling) or joint (one NUTS run over the group, the reference)")
     g.add_argument("--a-max-below", type=float, metavar="C",
                    help="a known ceiling of A_max, on the scores' scale (e.g. the accuracy of training on the whole "
                    "pool): every posterior draw stays below it")
@@ -119,7 +122,8 @@ def forecaster_from_args(args: argparse.Namespace) -> Forecaster:
     return Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                       likelihood=args.likelihood, geometry=args.geometry, a_max_below=args.a_max_below,
                       discrepancy=DISCREPANCY if args.discrepancy is None else args.discrepancy,
-                      a_max_range=args.a_max_prior, pooling=args.pooling, jobs=check_jobs(args.jobs),
+                      a_max_range=args.a_max_prior, pooling=args.pooling,
+                      group_sampler=args.group_sampler, jobs=check_jobs(args.jobs),
                       scheduler=args.dask_scheduler,
                       progress=None if args.quiet else print_progress)
 

@@ -63,6 +63,9 @@ class SamplerSettings:
     marginal_runs: bool = True
     #: chains nutpie runs at once (None: one per core); set per worker when several fit curves side by side
     cores: int | None = None
+    #: how a pooled ceiling is sampled: "two-stage" (each method alone, then the group; :mod:`palm_bayes.two_stage`)
+    #: or "joint" (one NUTS run over the group's joint model, the reference)
+    group_sampler: str = "two-stage"
 
     @property
     def marginalised(self) -> bool:

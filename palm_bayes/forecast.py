@@ -25,7 +25,7 @@ from .model import PARAMS, AMaxPrior, CurveData
 from .outputs import OutputDir
 from .parallel import available_cores, run_tasks
 from .pointfit import PARAM_NAMES, PointFit, fit_curve
-from .pooling import POOLING, GroupData, GroupPosterior, sample_group
+from .pooling import GROUP_SAMPLERS, POOLING, GroupData, GroupPosterior, sample_group
 from .serialize import POSTERIOR_FILE, load_forecaster, save_forecaster
 
 #: ``forecast.csv`` starts with exactly these columns.
@@ -93,6 +93,11 @@ class Forecaster:
         model per group with A_max partially pooled (``"ceiling"``), with δ, α, β pooled too (``"full"``), or
         every curve alone (``"none"``). A group with one method is fitted alone whatever this says. Pooled
         fits take the Normal or Student-t likelihood, not the AR(1) and misfit terms.
+    group_sampler : {"two-stage", "joint"}
+        How a pooled ceiling is sampled (the posterior is the same): each method alone, then the group by
+        importance resampling (``"two-stage"``, :mod:`palm_bayes.two_stage`), or one NUTS run over the group's
+        joint model (``"joint"``, the reference; slower, and it mixes badly when some methods sit flat through the
+        pilot while others climb). ``pooling="full"`` is always joint.
     jobs : int
         Worker processes for the fits (1: this process): a task is one curve, or one group when pooled. Each
         worker builds the model once and loads its compiled form from the on-disk cache.
@@ -125,12 +130,15 @@ class Forecaster:
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,
-                 pooling: str = DEFAULT_POOLING, jobs: int = 1, scheduler=None,
+                 pooling: str = DEFAULT_POOLING, group_sampler: str = "two-stage", jobs: int = 1, scheduler=None,
                  backend: str | None = None, progress: Callable | None = None):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
                                         noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo,
-                                        geometry=geometry, ar1=ar1, marginal_runs=marginal_runs)
+                                        geometry=geometry, ar1=ar1, marginal_runs=marginal_runs,
+                                        group_sampler=group_sampler)
+        if group_sampler not in GROUP_SAMPLERS:
+            raise InputError(f"--group-sampler {group_sampler}: expected one of {', '.join(GROUP_SAMPLERS)}")
         self.a_max_below = None if a_max_below is None else float(a_max_below)
         self.a_max_range = None if a_max_range is None else tuple(float(v) for v in a_max_range)
         self.discrepancy = float(discrepancy)
@@ -472,7 +480,8 @@ def fit_task(task: FitTask) -> TaskFit:
         if task.pooling == "none":
             posteriors = [sampler.sample(data[0], task.keys[0])]
         else:
-            group = sample_group(sampler, GroupData.from_curves(data, task.prior), task.pooling, task.keys[0][:2])
+            group = sample_group(sampler, GroupData.from_curves(data, task.prior), task.pooling, task.keys[0][:2],
+                                 [k[2] for k in task.keys])
             posteriors = group.curves
     except Exception as e:  # a failed curve (or group) is reported; the others still finish
         failure = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__

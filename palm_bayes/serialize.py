@@ -74,8 +74,9 @@ def save_forecaster(fc: Forecaster, out: OutputDir | str | Path, name: str = POS
          "geometry": ("all_curve", [fc.posteriors[k].geometry if k in fc.posteriors else ""
                                     for k in all_keys]),
          "target_accept": ("all_curve", [fc.posteriors[k].target_accept if k in fc.posteriors else np.nan
-                                         for k in all_keys])},
-        coords={"all_curve": ["/".join(k) for k in all_keys]},
+                                         for k in all_keys]),
+         **sampled_diagnostics(fc, all_keys)},
+        coords={"all_curve": ["/".join(k) for k in all_keys], "diag_param": list(names)},
     )
     meta = {"palm_bayes_version": __version__, "scale": fc.scale, "settings": asdict(fc.settings),
             "a_max_below": fc.a_max_below, "a_max_range": fc.a_max_range, "discrepancy": fc.discrepancy,
@@ -134,7 +135,9 @@ def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Fo
         key = (str(post["dataset"].values[j]), str(post["model"].values[j]), str(post["method"].values[j]))
         i = position[key]
         draws = {n: np.asarray(post[n].values[j]) for n in post.data_vars}
-        diag = diagnostics_table(draws)
+        diag = diagnostics_table(draws) if "diag_r_hat" not in const else pd.DataFrame(
+            {"param": [str(v) for v in const["diag_param"].values],
+             **{c: const[f"diag_{c}"].values[i] for c in DIAG_COLUMNS}})
         ndiv = int(const["divergences"].values[i])
         fc.posteriors[key] = CurvePosterior(draws=draws, b=float(const["b"].values[i]), scale=fc.scale,
                                             diagnostics=diag, divergences=ndiv,
@@ -148,6 +151,25 @@ def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Fo
     if groups is not None:
         fc.groups = groups_from_dataset(groups, fc)
     return fc
+
+
+DIAG_COLUMNS = ("r_hat", "ess_bulk", "ess_tail")
+
+
+def sampled_diagnostics(fc: Forecaster, keys: list) -> dict:
+    """Each curve's own diagnostics as they were when it was sampled (dims all_curve, diag_param): the reload
+    shows them rather than recomputing them from the draws, which for a two-stage pooled fit are resampled
+    (:mod:`palm_bayes.two_stage`: their ESS is scaled by the resampling's effective share)."""
+    names = list(next(iter(fc.posteriors.values())).draws) if fc.posteriors else list(PARAMS)
+    out = {}
+    for c in DIAG_COLUMNS:
+        table = np.full((len(keys), len(names)), np.nan)
+        for i, k in enumerate(keys):
+            if k in fc.posteriors:
+                d = fc.posteriors[k].diagnostics.set_index("param")[c]
+                table[i] = [d.get(n, np.nan) for n in names]
+        out[f"diag_{c}"] = (("all_curve", "diag_param"), table)
+    return out
 
 
 def groups_dataset(groups: dict[tuple[str, str], GroupPosterior]):
@@ -174,10 +196,10 @@ def groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPoster
         draws = {n: np.asarray(ds[n].values[j]) for n in names}
         diag = diagnostics_table(draws)
         curves = [p for k, p in fc.posteriors.items() if k[:2] == g]
+        own = pd.concat([*(p.diagnostics for p in curves), diag], ignore_index=True)
         for post in curves:  # a curve of a pooled group is as healthy as its group (as when it was fitted)
             post.diagnostics = pd.concat([post.diagnostics, diag], ignore_index=True)
             post.warnings = health_warnings(post.diagnostics, post.divergences)
-        own = pd.concat([diagnostics_table(p.draws) for p in curves] + [diag], ignore_index=True)
         ndiv = int(ds["divergences"].values[j])
         out[g] = GroupPosterior(curves=curves, draws=draws, diagnostics=diag, divergences=ndiv,
                                 seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,

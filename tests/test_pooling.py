@@ -99,7 +99,7 @@ def test_outputs_keep_their_columns_save_load_and_decide_from_joint_draws(shared
     assert list(table.columns[: len(FORECAST_COLUMNS)]) == FORECAST_COLUMNS
     assert list(fits["none"].params().columns) == list(fc.params().columns)
     diag = fc.diagnostics()
-    assert (diag.pooling == "ceiling").all() and diag.geometry.str.startswith("joint").all()
+    assert (diag.pooling == "ceiling").all() and diag.geometry.str.startswith("two-stage ceiling").all()
     fc.save(tmp_path)
     back = Forecaster.load(tmp_path)
     assert back.pooling == "ceiling" and set(back.groups) == set(fc.groups)
@@ -107,6 +107,7 @@ def test_outputs_keep_their_columns_save_load_and_decide_from_joint_draws(shared
         np.testing.assert_array_equal(back.groups[g].draws["pool_sd_A_max"], post.draws["pool_sd_A_max"])
     pd.testing.assert_frame_equal(back.predict(level=0.9), table)
     pd.testing.assert_frame_equal(back.params(), fc.params())
+    pd.testing.assert_frame_equal(back.diagnostics(), diag)
     dec = decide(back, DecisionSettings(target=0.8))
     assert all(g["draws"] == "joint" for g in dec.groups)
     alone = decide(fits["none"], DecisionSettings(target=0.8))
@@ -155,8 +156,8 @@ def test_joint_levels_coordinates_sample_the_same_posterior(pooling):
     """Each method in the levels coordinates with its Jacobian, the pooled priors centred: the same posterior as
     the non-centred shape coordinates (means within Monte Carlo error; a wrong Jacobian shifts them far more)."""
     df, _ = group_table(SHARED[1:3], seed=6)
-    fits = {g: Forecaster(seed=1, draws=600, tune=600, chains=2, geometry=g, pooling=pooling).fit(df)
-            for g in ("shape", "levels")}
+    fits = {g: Forecaster(seed=1, draws=600, tune=600, chains=2, geometry=g, pooling=pooling,
+                          group_sampler="joint").fit(df) for g in ("shape", "levels")}
     post = {g: fc.groups[("sim", "m")] for g, fc in fits.items()}
     draws = {g: {**{f"{n}/{k[2]}": p.draws[n] for k, p in fits[g].posteriors.items() for n in ("A_max", "beta")},
                  **post[g].draws} for g in fits}
