@@ -66,6 +66,9 @@ from .two_stage import pooled_ceiling_draws, proposal_prior, refined_proposal
 POOLING = ("none", "ceiling", "full")
 #: How a pooled ceiling is sampled (:class:`~palm_bayes.engine.SamplerSettings.group_sampler`).
 GROUP_SAMPLERS = ("two-stage", "joint")
+#: A method sampled again in the two-stage path (its draws covered the pooled posterior too thinly) gets this many
+#: times the draws.
+REFIT_DRAWS = 2
 #: HalfNormal scales of the learned pooling scales: logit A_max, log β, η₁ (cloglog share), log(x₁ + α).
 POOL_SD = {"A_max": 0.5, "log_beta": 0.5, "eta1": 0.75, "log_base": 0.5}
 #: Group-level quantities reported per pooling (A_max_group on the fraction scale; the scales in their own units).
@@ -292,13 +295,15 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     # a method whose first draws cover the pooled posterior too thinly (its effective draws below the ESS
     # threshold) is sampled again under the group's predictive of its ceiling, and the group resampled
     thin = [m for m, post in enumerate(stage1)
-            if post.diagnostics.ess_bulk.min() * pooled.ess[m] / pooled.index[m].size < ESS_MIN]
+            if post.diagnostics.ess_bulk.min() * pooled.ess[m] / post.draws["A_max"].size < ESS_MIN]
     if thin:
         second = refined_proposal(pooled)
+        # with twice the draws: a method's effective share of its stage-1 draws is what fell short
+        more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
         for m in thin:
             proposals[m] = second
-            stage1[m] = sampler.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
-                                       (*key, methods[m], "refined"))
+            stage1[m] = more.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
+                                    (*key, methods[m], "refined"))
         pooled = pooled_ceiling_draws([_logit_share(p, data.a_top) for p in stage1], proposals,
                                       (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),
@@ -309,7 +314,7 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     curves, own = [], []
     for post, index, ess in zip(stage1, pooled.index, pooled.ess, strict=True):
         draws = {n: np.ascontiguousarray(v.reshape(-1)[index].reshape(shape)) for n, v in post.draws.items()}
-        share = ess / len(index)
+        share = ess / post.draws["A_max"].size  # the effective share of this method's stage-1 draws
         own.append(post.diagnostics.assign(ess_bulk=post.diagnostics.ess_bulk * share,
                                            ess_tail=post.diagnostics.ess_tail * share))
         diag = pd.concat([own[-1], group_diag], ignore_index=True)
