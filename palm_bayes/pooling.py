@@ -292,18 +292,20 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     shape = stage1[0].draws["A_max"].shape
     pooled = pooled_ceiling_draws([_logit_share(p, data.a_top) for p in stage1], proposals,
                                   (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
-    # a method whose first draws cover the pooled posterior too thinly (its effective draws below the ESS
-    # threshold) is sampled again under the group's predictive of its ceiling, and the group resampled
-    thin = [m for m, post in enumerate(stage1)
-            if post.diagnostics.ess_bulk.min() * pooled.ess[m] / post.draws["A_max"].size < ESS_MIN]
-    if thin:
-        second = refined_proposal(pooled)
-        # with twice the draws: a method's effective share of its stage-1 draws is what fell short
+    # a method whose first run missed a health threshold, or whose draws cover the pooled posterior too thinly
+    # (its effective draws below the ESS threshold), is sampled again under a proposal centred on its first-pass
+    # pooled ceiling (:func:`~palm_bayes.two_stage.refined_proposal`) with twice the draws; the new run is kept
+    # unless it misses more thresholds than the first
+    again = [m for m, post in enumerate(stage1) if post.warnings
+             or post.diagnostics.ess_bulk.min() * pooled.ess[m] / post.draws["A_max"].size < ESS_MIN]
+    if again:
         more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
-        for m in thin:
-            proposals[m] = second
-            stage1[m] = more.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
-                                    (*key, methods[m], "refined"))
+        for m in again:
+            second = refined_proposal(pooled, _logit_share(stage1[m], data.a_top), m)
+            post = more.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
+                               (*key, methods[m], "refined"))
+            if len(post.warnings) <= len(stage1[m].warnings):
+                proposals[m], stage1[m] = second, post
         pooled = pooled_ceiling_draws([_logit_share(p, data.a_top) for p in stage1], proposals,
                                       (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),

@@ -67,11 +67,14 @@ def proposal_prior(mu0: float, sd0: float, pool_sd: float) -> tuple[float, float
     return float(mu0), float(PROPOSAL_WIDTH * np.hypot(sd0, pool_sd))
 
 
-def refined_proposal(pooled: CeilingDraws) -> tuple[float, float]:
-    """``(centre, sd)`` of a second stage-1 proposal for a method whose first draws did not cover the pooled
-    posterior: the group's predictive distribution of one method's logit ceiling given the first pass
-    (mean of μ; sd √(Var μ + E s²)), :data:`PROPOSAL_WIDTH` times as wide."""
-    return float(pooled.mu.mean()), float(PROPOSAL_WIDTH * np.sqrt(pooled.mu.var() + np.mean(pooled.scale**2)))
+def refined_proposal(pooled: CeilingDraws, logit_a: np.ndarray, m: int) -> tuple[float, float]:
+    """``(centre, sd)`` of a second stage-1 proposal for method ``m``, whose first run (stage-1 draws
+    ``logit_a``) missed a health threshold or covered the pooled posterior too thinly: centred on the first
+    pass's estimate of its pooled ceiling (the mean of its resampled draws), :data:`PROPOSAL_WIDTH` times the
+    larger of their sd and the group's predictive sd of one method's ceiling, √(Var μ + E s²), wide."""
+    mine = logit_a[pooled.index[m]]
+    spread = max(float(mine.std()), float(np.sqrt(pooled.mu.var() + np.mean(pooled.scale**2))))
+    return float(mine.mean()), float(PROPOSAL_WIDTH * spread)
 
 
 def _log_normal(x, mean, sd):
