@@ -168,12 +168,13 @@ class Forecaster:
         self.scale = df.attrs.get("scale") or check_scale(df, "the table")
         self.history = df[[*CURVE_KEYS, "run", "budget", "score"]].copy()
         prior = self.a_max_prior()
-        # workers side by side share the cores: each samples its chains on its share (a Dask worker on one)
-        settings = self.settings
-        if self.scheduler is not None or self.jobs > 1:
-            settings = replace(settings, cores=1 if self.scheduler is not None
-                               else max(1, available_cores() // self.jobs))
-        tasks = fit_tasks(df, self.scale, settings, self.backend, prior, self.pooling)
+        # workers side by side share the cores: each samples its chains on its share (a Dask worker on one); with
+        # fewer tasks than jobs (one pooled group, say) the workers that run get the idle ones' share too
+        tasks = fit_tasks(df, self.scale, self.settings, self.backend, prior, self.pooling)
+        workers = min(self.jobs, len(tasks))
+        if self.scheduler is not None or workers > 1:
+            cores = 1 if self.scheduler is not None else max(1, available_cores() // workers)
+            tasks = [replace(t, settings=replace(t.settings, cores=cores)) for t in tasks]
         s = self.settings
         if any(t.pooling != "none" for t in tasks) and (s.ar1 or s.misfit):
             raise InputError(f"pooling={self.pooling!r} fits the methods of a dataset/model jointly, and the joint "
