@@ -276,7 +276,9 @@ def _logit_share(post: CurvePosterior, top: float) -> np.ndarray:
 def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods: list[str]) -> GroupPosterior:
     """The ``pooling="ceiling"`` posterior in two stages (:mod:`palm_bayes.two_stage`): each method by the
     single-curve engine under the wide proposal prior of its ceiling, then the group's (μ, s) on a grid and each
-    method's draws resampled from its stage-1 draws.
+    method's draws resampled from its stage-1 draws. A method whose first run missed a threshold or covers the
+    pooled posterior thinly is sampled once more (:func:`~palm_bayes.two_stage.refined_proposal`,
+    :data:`REFIT_DRAWS` × the draws) and the group resampled.
 
     Each method's diagnostics are its stage-1 ones with the ESS scaled by its share of effective resampling
     weights, beside the group's rows; its divergences are the group's (a curve is as healthy as its group, as in

@@ -30,7 +30,10 @@ How good the second stage is depends on how well the stage-1 draws cover where t
 method's ceiling. That is measured, not assumed: the Kish effective size of each method's resampling weights,
 1 / Σ π_i² with π the mean over the output draws of its normalised weights, is its share of the stage-1 draws
 that count; each method's ESS is its stage-1 ESS times that share (and misses the ESS threshold, with a
-warning, when the stage-1 draws do not cover the pooled posterior). The proposal's width w is
+warning, when the stage-1 draws do not cover the pooled posterior). A method whose share falls short, or whose
+stage-1 run missed a health threshold, is sampled once more under :func:`refined_proposal` (centred on its
+first-pass pooled ceiling; any proposal gives the same posterior, only the efficiency changes) and the group
+resampled (:func:`palm_bayes.pooling.sample_two_stage`). The proposal's width w is
 :data:`PROPOSAL_WIDTH` × the sd of the pooled prior of one method's ceiling, √(σ₀² + POOL_SD²): with the pooled
 prior's own sd, the stage-1 draws of Shuttle/SVC (accuracies near 0.99) did not reach far enough towards 1 and
 its effective size fell to 8-20 of 4000 draws; twice that sd kept it above 2000.
