@@ -162,8 +162,9 @@ class PalmSampler:
             _COMPILED[key] = (model, compiled)
         return _COMPILED[key]
 
-    def draw(self, model, compiled, values: dict, seed: int, target_accept: float):
-        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the raw result."""
+    def draw(self, model, compiled, values: dict, seed: int, target_accept: float, raw: bool = True):
+        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the sampler's result
+        (with nutpie and ``raw``, its raw trace: read it with :func:`palm_bayes._compat.posterior_arrays`)."""
         s = self.settings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -172,9 +173,11 @@ class PalmSampler:
 
                 extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
                 extra.update({"cores": s.cores} if s.cores else {})
-                return nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
-                                     seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
-                                     **extra)
+                extra.update(_compat.nutpie_raw_trace_kwargs() if raw else {})
+                result = nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
+                                       seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
+                                       **extra)
+                return _compat.ArrowTrace(result) if "return_raw_trace" in extra else result
             import pymc as pm
 
             with model:
@@ -211,7 +214,7 @@ class PalmSampler:
         names += ["loglik_run"] if s.loo and s.marginalised else []
         used = {k: v for k, v in values.items()
                 if k != "x_last" or geometry == "levels" or self.backend != "nutpie"}  # nutpie: declared data only
-        result = self.draw(model, compiled, used, seed, target_accept)
+        result = self.draw(model, compiled, used, seed, target_accept, raw=not (s.loo and not s.marginalised))
         seconds = time.perf_counter() - t0
         raw = _compat.posterior_arrays(result, names)
         loglik_run = raw.pop("loglik_run", None)
@@ -230,11 +233,11 @@ class PalmSampler:
 
     def _values(self, data: CurveData) -> dict:
         """The model's data for one curve (``pm.Data`` names → arrays), with the optional terms' indices."""
-        values = {"x": data.x, "y": data.y, "run_index": data.run_index, "x_first": np.asarray(data.x_first),
-                  "x_last": np.asarray(data.x_last),
+        x_budget = np.zeros(int(data.budget_index.max()) + 1)
+        x_budget[data.budget_index] = data.x
+        values = {"x_budget": x_budget, "budget_index": data.budget_index, "y": data.y, "run_index": data.run_index,
+                  "x_first": np.asarray(data.x_first), "x_last": np.asarray(data.x_last),
                   **{k: np.asarray(getattr(data, k)) for k in ("a_top", "a_mu", "a_sd")}}
-        if self.settings.misfit:
-            values["budget_index"] = data.budget_index
         if self.settings.ar1:
             values["prev_index"] = data.prev_index
         return values
