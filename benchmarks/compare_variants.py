@@ -5,7 +5,7 @@ was fitted on (left out one at a time); the forecast metrics score the later bud
 in ``elpd_loo`` are paired by curve: the table shows the summed difference to the default, its standard error
 (√n × sd of the per-curve differences) and on how many curves the variant is ahead.
 
-    python benchmarks/compare_variants.py [--limit 20] [--draws 1000 --tune 1000] [--out benchmarks/out/variants]
+    python benchmarks/compare_variants.py [--limit 20] [--draws 1000 --tune 300] [--out benchmarks/out/variants]
 """
 
 from __future__ import annotations

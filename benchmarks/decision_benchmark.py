@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--posterior", action="append", metavar="NAME=NC", help="a saved posterior of a set's pilots")
     ap.add_argument("--tools-dir", default=str(ROOT.parent / "shared" / "tools"))
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=300, help="tuning steps of a first run (the library default)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", default=None, help="none, ceiling or full when fitting (default: the Forecaster's)")

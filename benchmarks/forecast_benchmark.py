@@ -5,7 +5,7 @@ forecast every later budget, write forecast.csv, and score it with ../shared/too
 ../shared/tools/score_forecast.py). Prints final-budget MAE of ``mean`` and ``point`` (accuracy points), MAE over
 all later budgets, coverage and width of the mean-curve and predictive intervals, sampling health, time, memory.
 
-    python benchmarks/forecast_benchmark.py [--sets lcdb al] [--limit N] [--draws 1000 --tune 1000 --chains 4]
+    python benchmarks/forecast_benchmark.py [--sets lcdb al] [--limit N] [--draws 1000 --tune 300 --chains 4]
 """
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     ap.add_argument("--limit", type=int, default=None, help="only the first N curves of each set")
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=300, help="tuning steps of a first run (the library default)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--likelihood", default="normal")
-    ap.add_argument("--target-accept", type=float, default=0.97)
+    ap.add_argument("--target-accept", type=float, default=0.9, help="of a first run (the library default)")
     ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--geometry", default="auto", help="sampler coordinates: shape, levels or auto")
-    ap.add_argument("--ladder", default=None, help="order of the retry ladder's geometries, e.g. levels,shape")
+    ap.add_argument("--ladder", default=None,
+                    help="the retry ladder: geometry[:target_accept],..., e.g. levels,shape:0.97")
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--discrepancy", type=float, default=None,
                     help="scale of the extrapolation discrepancy (default: the model's)")
@@ -147,7 +148,7 @@ def main() -> None:
     if a.ladder:
         from palm_bayes import engine
 
-        engine.LADDER_GEOMETRIES = tuple(a.ladder.split(","))
+        engine.LADDER = engine.parse_ladder(a.ladder)
     task = load_task(a.tools_dir)
     results = {}
     t_start = time.perf_counter()

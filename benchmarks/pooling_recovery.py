@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--pooling", nargs="+", default=["none", "ceiling", "full"])
     ap.add_argument("--scenarios", nargs="+", default=["shared", "apart"])
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=300, help="tuning steps of a first run (the library default)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

@@ -73,7 +73,8 @@ sys.path.insert(0, sys.argv[1])
 import forecast_benchmark as fb
 from palm_bayes import engine
 warnings.simplefilter("ignore")
-engine.LADDER_GEOMETRIES = tuple(sys.argv[4].split(","))
+if sys.argv[4]:
+    engine.LADDER = engine.parse_ladder(sys.argv[4])
 a = fb.parse(["--sets", sys.argv[2], "--out", sys.argv[3]])
 score, _ = fb.run_set(a, sys.argv[2], fb.load_task(a.tools_dir))
 score.pop("per_curve_final_abs_err")
@@ -88,7 +89,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sets", nargs="*", default=[], choices=["lcdb", "al"])
     ap.add_argument("--skip-reference", action="store_true", help="do not run the plain PyMC script")
     ap.add_argument("--skip-single", action="store_true", help="only the --sets batches")
-    ap.add_argument("--ladder", default="shape,levels", help="order of the retry ladder's geometries (batches)")
+    ap.add_argument("--ladder", default="", help="the batches' retry ladder, geometry[:target_accept],... "
+                    "(default: the library's)")
     return ap.parse_args(argv)
 
 
@@ -145,7 +147,7 @@ def batch(a: argparse.Namespace, tmp: Path) -> None:
         t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"), a.ladder)
         s = t["score"]
         n = s["curves_fitted"]
-        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder}) ==")
+        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder or 'default'}) ==")
         print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
         print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models compiled,"
               f" {t.get('loads', 0)} loaded from the cache), build {t.get('build', 0):.1f} s,"

@@ -41,7 +41,8 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--level", type=float, nargs="+", default=[0.9], help="interval level(s) (default 0.9)")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical outputs")
     g.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
-    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    g.add_argument("--tune", type=int, default=300,
+                   help="tuning steps per chain of a curve's first run (default 300; a retry tunes for 1000)")
     g.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     g.add_argument("--likelihood", choices=LIKELIHOODS, default="normal",
                    help="observation noise: normal (default) or student (robust to outlying episodes)")

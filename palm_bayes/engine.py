@@ -49,10 +49,13 @@ class SamplerSettings:
     """NUTS settings. ``seed`` makes every number reproducible."""
 
     draws: int = 1000
-    tune: int = 1000
+    #: tuning steps of the first run; a retry of ``geometry="auto"`` tunes for at least ``retry_tune`` steps and
+    #: draws :data:`RETRY_DRAWS` times ``draws``
+    tune: int = 300
     chains: int = 4
     seed: int = 0
-    target_accept: float = 0.97
+    target_accept: float = 0.9
+    retry_tune: int = 1000
     likelihood: str = "normal"
     noise_trend: bool = True
     low_rank: bool = True
@@ -162,10 +165,14 @@ class PalmSampler:
             _COMPILED[key] = (model, compiled)
         return _COMPILED[key]
 
-    def draw(self, model, compiled, values: dict, seed: int, target_accept: float, raw: bool = True):
-        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler); the sampler's result
-        (with nutpie and ``raw``, its raw trace: read it with :func:`palm_bayes._compat.posterior_arrays`)."""
+    def draw(self, model, compiled, values: dict, seed: int, target_accept: float, raw: bool = True,
+             tune: int | None = None, draws: int | None = None):
+        """Run NUTS on ``model`` with its data set to ``values`` (nutpie, or PyMC's sampler) for ``tune`` tuning
+        steps and ``draws`` draws per chain (default: the settings'); the sampler's result (with nutpie and
+        ``raw``, its raw trace: read it with :func:`palm_bayes._compat.posterior_arrays`)."""
         s = self.settings
+        tune = s.tune if tune is None else tune
+        draws = s.draws if draws is None else draws
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.backend == "nutpie":
@@ -174,7 +181,7 @@ class PalmSampler:
                 extra = dict(_compat.nutpie_low_rank_kwargs()) if s.low_rank else {}  # a copy: that one is cached
                 extra.update({"cores": s.cores} if s.cores else {})
                 extra.update(_compat.nutpie_raw_trace_kwargs() if raw else {})
-                result = nutpie.sample(compiled.with_data(**values), draws=s.draws, tune=s.tune, chains=s.chains,
+                result = nutpie.sample(compiled.with_data(**values), draws=draws, tune=tune, chains=s.chains,
                                        seed=seed % (2**32), progress_bar=False, target_accept=target_accept,
                                        **extra)
                 return _compat.ArrowTrace(result) if "return_raw_trace" in extra else result
@@ -182,7 +189,7 @@ class PalmSampler:
 
             with model:
                 pm.set_data(values)
-                return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=seed,
+                return pm.sample(draws=draws, tune=tune, chains=s.chains, random_seed=seed,
                                  target_accept=target_accept, progressbar=False, compute_convergence_checks=False,
                                  cores=1)
 
@@ -197,9 +204,11 @@ class PalmSampler:
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]
-        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept), ladder)
+        runs = iter([(s.tune, s.draws)] + [(max(s.tune, s.retry_tune), RETRY_DRAWS * s.draws)] * (len(ladder) - 1))
+        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
 
-    def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float) -> CurvePosterior:
+    def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float,
+                tune: int | None = None, draws: int | None = None) -> CurvePosterior:
         s = self.settings
         slots = (pad_runs(data.n_runs), pad_runs(data.n_budgets) if s.misfit else 0)
         model, compiled = self._get(slots, geometry)
@@ -214,9 +223,13 @@ class PalmSampler:
         names += ["loglik_run"] if s.loo and s.marginalised else []
         used = {k: v for k, v in values.items()
                 if k != "x_last" or geometry == "levels" or self.backend != "nutpie"}  # nutpie: declared data only
-        result = self.draw(model, compiled, used, seed, target_accept, raw=not (s.loo and not s.marginalised))
+        result = self.draw(model, compiled, used, seed, target_accept, raw=not (s.loo and not s.marginalised),
+                           tune=tune, draws=draws)
         seconds = time.perf_counter() - t0
-        raw = _compat.posterior_arrays(result, names)
+        # a retry's longer run is thinned to the settings' draws per chain, so every curve keeps as many draws;
+        # its health is judged on the draws kept (its divergences on all of them)
+        step = max(1, (draws or s.draws) // s.draws)
+        raw = {n: v[:, ::step] for n, v in _compat.posterior_arrays(result, names).items()}
         loglik_run = raw.pop("loglik_run", None)
         raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))
         diag = diagnostics_table(raw)
@@ -285,19 +298,31 @@ class PalmSampler:
         return {"mean": on_scale(mean), "run": on_scale(group["obs"])}
 
 
-#: target_accept of the last retries of ``geometry="auto"``: smaller steps remove the divergences that come from
-#: a step size too large for the posterior's curvature (on the dev sets, 7 of the 14 curves still unhealthy).
-RETRY_TARGET_ACCEPT = 0.99
-
-
-#: The order in which ``geometry="auto"`` tries the coordinates (at each target_accept).
-LADDER_GEOMETRIES = ("shape", "levels")
+#: The runs of ``geometry="auto"``, tried in turn until one is healthy: (geometry, target_accept), None for the
+#: settings' target_accept; a later rung never steps below it. "levels" first: it mixes A_max on rising curves and
+#: its failures are mostly divergences on plateaued ones, where "shape" (at smaller steps) is healthy; then both
+#: with the smallest steps. Measured on both dev sets (docs/benchmarks.md, 2026-12-07).
+LADDER: tuple[tuple[str, float | None], ...] = (("levels", None), ("shape", 0.97), ("shape", 0.99),
+                                                 ("levels", 0.99))
+#: A retry draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the later
+#: rungs mix slowly: thinning keeps most of their effective draws, and every curve keeps the same number of draws).
+RETRY_DRAWS = 2
 
 
 def retry_ladder(target_accept: float) -> list[tuple[str, float]]:
-    """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn, until one is healthy."""
-    accepts = [target_accept] + ([RETRY_TARGET_ACCEPT] if target_accept < RETRY_TARGET_ACCEPT else [])
-    return [(geometry, accept) for accept in accepts for geometry in LADDER_GEOMETRIES]
+    """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn (:data:`LADDER`), until one is
+    healthy."""
+    return [(geometry, target_accept if accept is None else max(accept, target_accept))
+            for geometry, accept in LADDER]
+
+
+def parse_ladder(text: str) -> tuple[tuple[str, float | None], ...]:
+    """A ladder written ``geometry[:target_accept],...`` (e.g. ``levels,shape:0.97``), for the benchmarks."""
+    rungs = []
+    for rung in text.split(","):
+        geometry, _, accept = rung.partition(":")
+        rungs.append((geometry, float(accept) if accept else None))
+    return tuple(rungs)
 
 
 def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):

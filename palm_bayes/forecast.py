@@ -51,13 +51,14 @@ class Forecaster:
     Parameters
     ----------
     draws, tune, chains : int
-        NUTS draws kept per chain, tuning steps per chain, chains.
+        NUTS draws kept per chain, tuning steps per chain (of the first run; a retry tunes for at least 1000),
+        chains.
     seed : int
         Seed; the same seed gives identical numbers (each curve's seed derives from it and the curve's name).
     likelihood : {"normal", "student"}
         Observation noise; ``"student"`` is robust to outlying episodes.
     target_accept : float
-        NUTS target acceptance rate.
+        NUTS target acceptance rate of the first run (the retries of ``geometry="auto"`` take smaller steps).
     noise_trend : bool
         Let the observation noise shrink (or grow) with the budget: sd = σ (x / x₁)^(−γ).
     low_rank : bool
@@ -125,8 +126,8 @@ class Forecaster:
         ``{key: message}`` warnings about the user's prior knowledge (a ceiling below the observed scores).
     """
 
-    def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
-                 likelihood: str = "normal", target_accept: float = 0.97, noise_trend: bool = True,
+    def __init__(self, draws: int = 1000, tune: int = 300, chains: int = 4, seed: int = 0,
+                 likelihood: str = "normal", target_accept: float = 0.9, noise_trend: bool = True,
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,

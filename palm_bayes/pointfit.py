@@ -152,8 +152,13 @@ def palm_py_bounds(o: PalmPyOptions) -> tuple[np.ndarray, np.ndarray]:
     return np.array([0.0, 0.0, -1000.0, 0.0]), np.array([100.0, 1.0, o.alpha_hi, o.beta_hi])
 
 
+def _palm_py_jacobian(x, A, d, a, b):
+    """The exact Jacobian of :func:`_palm_py_fn` (the base held at PALM.py's floor where it binds)."""
+    return palm_curve_jacobian(np.maximum(x + a, PALM_PY_FLOOR) - a, A, d, a, b)
+
+
 def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0,
-                scale: str | None = None) -> PointFit:
+                scale: str | None = None, exact_jacobian: bool = False) -> PointFit:
     """Fit ``y_avg`` exactly as PALM.py does (see the module docstring), then mark (never change) the parameters
     the average does not identify (:func:`identification`).
 
@@ -167,6 +172,11 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
         PALM.py's ``--budget_size``; only used to place episodes on the budget axis (episode k ↔ k·b).
     scale : {"fraction", "percent"}, optional
         The scores' scale, for marking an A_max at or above its top (PALM.py itself bounds A_max by 100).
+    exact_jacobian : bool
+        PALM.py lets ``curve_fit`` differentiate numerically (five evaluations a step). With the exact Jacobian
+        the same fit takes about a quarter of the time (AL dev pilots: 33 → 9 s for 25 curves, every squared
+        error equal or lower) but may stop elsewhere along a flat direction: used for the robust fit's start,
+        never for the PALM.py-compatible fit itself.
     """
     o = options or PalmPyOptions()
     y = np.asarray(y_avg, dtype=float)
@@ -175,7 +185,8 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     bounds = palm_py_bounds(o)
     try:
         with np.errstate(all="ignore"):
-            popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000)
+            popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000,
+                                           jac=_palm_py_jacobian if exact_jacobian else None)
         ok, msg = True, "curve_fit converged"
     except (RuntimeError, ValueError) as e:
         popt, ok, msg = np.array(p0, dtype=float), False, f"curve_fit failed: {e}"
@@ -581,7 +592,7 @@ def fit_curve(
     ``mode="palm.py"`` reproduces PALM.py (``b`` is its ``budget_size``, default 100, used only to draw the
     curve on the budget axis). ``mode="robust"`` fits x = B/b over every observation, ``b`` inferred from the
     budgets unless given; when the curve's budgets are the episodes ``b, 2b, ..., Nb`` it also starts from
-    PALM.py's optimum, so its least-squares optimum is never worse than it on the same average. ``select``
+    PALM.py's fit of the same average (with the exact Jacobian: ``fit_palm_py(exact_jacobian=True)``). ``select``
     (robust only; default :data:`SELECT`) says when a degenerate optimum is replaced by an equally good
     interpretable fit (see :func:`fit_robust`). Both modes mark unidentified parameters
     (:attr:`PointFit.unidentified`).
@@ -597,7 +608,7 @@ def fit_curve(
     extra = []
     mc = mean_curve(rows)
     if np.allclose(mc["budget"].to_numpy() / b_fit, np.arange(1, len(mc) + 1)):
-        ref = fit_palm_py(palm_py_average(rows, None), o, budget_size=b_fit)
+        ref = fit_palm_py(palm_py_average(rows, None), o, budget_size=b_fit, exact_jacobian=True)
         extra.append(np.array([ref.A_max, ref.delta, ref.alpha, ref.beta]))
     return fit_robust(budgets, rows["score"].to_numpy(dtype=float), b=b_fit, scale=scale, seed=seed,
                       extra_starts=extra, select=select)

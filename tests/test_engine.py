@@ -40,7 +40,7 @@ def test_the_retry_ladder_counts_first_runs_and_retries(monkeypatch):
     def attempt(geometry, accept):
         diag = pd.DataFrame({"param": ["A_max"], "r_hat": [1.0], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
         return engine.CurvePosterior(draws={}, b=1.0, scale="fraction", diagnostics=diag, divergences=0,
-                                     seconds=2.0, warnings=[] if geometry == "levels" else ["unhealthy"])
+                                     seconds=2.0, warnings=[] if geometry == "shape" else ["unhealthy"])
 
     engine.healthiest(attempt, engine.retry_ladder(0.97))
     assert (engine.TIMINGS["runs"], engine.TIMINGS["retries"]) == (1, 1)

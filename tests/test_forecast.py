@@ -253,27 +253,45 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
 
     calls = []
 
-    def sample(self, data, key, geometry, accept):
-        calls.append((geometry, accept))
-        return {("shape", 0.97): fake(1.05, 3, 2.0, "shape", 0.97),
-                ("levels", 0.97): fake(1.002, 2, 5.0, "levels", 0.97),
+    def sample(self, data, key, geometry, accept, tune, draws):
+        calls.append((geometry, accept, tune, draws))
+        return {("levels", 0.9): fake(1.05, 3, 2.0, "levels", 0.9),
+                ("shape", 0.97): fake(1.002, 2, 5.0, "shape", 0.97),
                 ("shape", 0.99): fake(1.03, 0, 3.0, "shape", 0.99),
                 ("levels", 0.99): fake(1.002, 0, 4.0, "levels", 0.99)}[(geometry, accept)]
 
     monkeypatch.setattr(engine.PalmSampler, "_sample", sample)
-    sampler = engine.PalmSampler(engine.SamplerSettings(geometry="auto"), backend="pymc")
+    sampler = engine.PalmSampler(engine.SamplerSettings(geometry="auto", tune=300, draws=500), backend="pymc")
     post = sampler.sample(None, ("d", "m", "x"))
-    assert calls == [("shape", 0.97), ("levels", 0.97), ("shape", 0.99), ("levels", 0.99)]
+    # the first run at the settings' tuning and draws; the retries tune longer and draw twice as many
+    assert calls == [("levels", 0.9, 300, 500), ("shape", 0.97, 1000, 1000), ("shape", 0.99, 1000, 1000),
+                     ("levels", 0.99, 1000, 1000)]
     assert (post.geometry, post.target_accept, post.seconds) == ("levels", 0.99, 14.0)
     # a run that is healthy ends the ladder
     calls.clear()
-    monkeypatch.setattr(engine.PalmSampler, "_sample",
-                        lambda self, d, k, g, a: calls.append(g) or fake(1.0 if g == "levels" else 1.05, 0, 1.0, g, a))
-    assert sampler.sample(None, ()).geometry == "levels" and calls == ["shape", "levels"]
+    monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: calls.append(g)
+                        or fake(1.0 if g == "shape" else 1.05, 0, 1.0, g, a))
+    assert sampler.sample(None, ()).geometry == "shape" and calls == ["levels", "shape"]
     # when no run is healthy, the one with the fewest missed thresholds (then the smallest R-hat) is kept
-    monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a: fake(1.05 if a == 0.97 else 1.02, 1,
-                                                                                   1.0, g, a))
+    monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: fake(1.05 if a < 0.99 else 1.02,
+                                                                                         1, 1.0, g, a))
     assert sampler.sample(None, ()).target_accept == 0.99
+    # a user's higher target_accept is never stepped below
+    assert engine.retry_ladder(0.98) == [("levels", 0.98), ("shape", 0.98), ("shape", 0.99), ("levels", 0.99)]
+
+
+def test_a_retry_is_thinned_to_the_settings_draws():
+    """A retry draws RETRY_DRAWS times as many per chain and keeps every RETRY_DRAWS-th: every curve keeps the
+    same number of draws (the saved posterior stacks them)."""
+    from palm_bayes import engine
+    from palm_bayes.model import CurveData
+
+    df, _ = simulate(1, seed=5, n_budgets=6)
+    cd = CurveData.from_rows(df, "fraction")
+
+    sampler = engine.PalmSampler(engine.SamplerSettings(draws=50, tune=50, chains=2), backend="pymc")
+    post = sampler._sample(cd, ("d", "m", "c"), "shape", 0.9, 50, engine.RETRY_DRAWS * 50)
+    assert post.draws["A_max"].shape == (2, 50)
 
 
 def test_marginal_run_loglik_matches_a_dense_multivariate_normal():
