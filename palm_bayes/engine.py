@@ -6,15 +6,17 @@ ceiling needs a lower share reached and another β to fit the same points), and 
 about half the dev curves). ``geometry="levels"`` samples the same posterior in coordinates the data pin down — the
 curve's level at the last observed budget, the first level relative to it, and the share of the remaining headroom
 A_max adds — with the log-Jacobian of the change of variables added to the prior (see
-:func:`palm_bayes.model.levels_geometry`). It mixes A_max far better. Its headroom coordinate
-was first the logit r of that share; on plateaued curves (common on LCDB) log β grew only like log log |r| in it,
-a tail so heavy that chains got stuck (one curve took 85 s) and diverged. In today's coordinate log β grows about
-linearly (:func:`palm_bayes.model.levels_geometry`): on LCDB dev the "levels" geometry alone went from 53 % to
-82 % healthy curves and from 5.0 to 1.4 s per curve (docs/benchmarks.md, 2026-12-02). The default
-``geometry="auto"`` samples in "shape" first and, while a run misses a health threshold, again in "levels", then in
-both with smaller steps (target_accept 0.99), keeping the healthiest run (:meth:`PalmSampler.sample`,
-:func:`retry_ladder`). "levels" first was faster on LCDB dev (1.8 instead of 2.1 s per curve) but slower on AL dev
-(9.8 instead of 7.3 s per curve), with the same health on both, so "shape" stays first.
+:func:`palm_bayes.model.levels_geometry`). It mixes A_max far better; its headroom coordinate has a light tail
+(docs/benchmarks.md, 2026-12-02). Where "levels" fails it is mostly by divergences on plateaued curves (the curve
+already at its ceiling at the first budget), where "shape" at smaller steps is healthy.
+
+The default ``geometry="auto"`` climbs :data:`LADDER` until a run is healthy (:meth:`PalmSampler.sample`,
+:func:`retry_ladder`): a cheap first run in "levels" (target_accept 0.9 after 300 tuning steps: nutpie's
+adaptation settles in a few hundred steps, and smaller steps bought no health there), then "shape" at 0.97 and
+0.99 and "levels" at 0.99, each retry tuning for 1000 steps and drawing :data:`RETRY_DRAWS` times as many draws,
+thinned back; the healthiest run is kept. Chosen on LCDB dev and checked on AL dev (docs/benchmarks.md,
+2026-12-07): the same share of healthy curves as the former default (first run "shape" at 0.97 after 1000 tuning
+steps) on both, at less than half the sampling time.
 
 The model is built once per process (per padded run count and geometry) and re-used for every curve by swapping
 its data. With nutpie its compiled form is kept on disk (:mod:`palm_bayes.compile_cache`): the first process on a
@@ -196,11 +198,11 @@ class PalmSampler:
     def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
         """Sample the posterior of one curve.
 
-        With ``geometry="auto"`` a curve is sampled in the "shape" coordinates first; while a run misses a health
-        threshold the next rung of :func:`retry_ladder` is tried (the "levels" coordinates — same posterior,
-        another sampler path — then both again with smaller steps, target_accept
-        :data:`RETRY_TARGET_ACCEPT`). The healthiest run is kept (fewest missed thresholds, then the smaller
-        worst R-hat) and every run's time is counted.
+        With ``geometry="auto"`` a curve is sampled along :func:`retry_ladder` until a run is healthy: first in the
+        "levels" coordinates at the settings' target_accept and tuning, then (while a run misses a health
+        threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, longer
+        tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws, thinned back to ``draws``. The healthiest
+        run is kept (fewest missed thresholds, then the smaller worst R-hat) and every run's time is counted.
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]

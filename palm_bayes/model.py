@@ -38,6 +38,10 @@ Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
               accuracy measured after training on few labels scatters far more than after many, so one constant σ
               learned on a pilot makes later predictive bands too wide (on LCDB) or mixes misfit into noise.
 
+The curve and the noise sd are evaluated once per distinct budget (``x_budget``) and read off for each observation
+(``budget_index``): the same density, with a fifth to a tenth of the transcendental functions per gradient on
+pilots of 5-25 runs.
+
 The coordinates NUTS moves in (``geometry``) are :func:`build_model`'s choice too: see
 :mod:`palm_bayes.engine` for why there are two and how the default picks between them.
 """

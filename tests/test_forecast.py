@@ -280,6 +280,35 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
     assert engine.retry_ladder(0.98) == [("levels", 0.98), ("shape", 0.98), ("shape", 0.99), ("levels", 0.99)]
 
 
+def test_the_curve_once_per_budget_is_the_same_density_as_once_per_observation():
+    """The model evaluates the curve and the noise sd once per distinct budget and reads them off per observation:
+    fed every observation as its own "budget" instead, it gives the same log-density, in both geometries and with
+    the latent run offsets (an exact rewrite, not an approximation)."""
+    import pymc as pm
+
+    from palm_bayes.engine import PalmSampler, SamplerSettings
+    from palm_bayes.model import CurveData, build_model
+
+    df, _ = simulate(1, seed=7, n_budgets=6, n_runs=3)
+    values = PalmSampler(SamplerSettings(), backend="pymc")._values(CurveData.from_rows(df, "fraction"))
+    each = dict(values, x_budget=values["x_budget"][values["budget_index"]],
+                budget_index=np.arange(len(values["y"]), dtype="int64"))
+    assert len(values["x_budget"]) == 6 and len(each["x_budget"]) == 18
+    rng = np.random.default_rng(1)
+    for geometry, marginal in (("shape", True), ("levels", True), ("shape", False)):
+        model = build_model(8, geometry=geometry, marginal=marginal)
+        logp = model.compile_logp()
+        points = [{k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+                  for _ in range(4)]
+        got = {}
+        for name, layout in (("per budget", values), ("per observation", each)):
+            with model:
+                pm.set_data(layout)
+            got[name] = [float(logp(p)) for p in points]
+        np.testing.assert_allclose(got["per budget"], got["per observation"], rtol=1e-10)
+        assert np.isfinite(got["per budget"]).all()
+
+
 def test_a_retry_is_thinned_to_the_settings_draws():
     """A retry draws RETRY_DRAWS times as many per chain and keeps every RETRY_DRAWS-th: every curve keeps the
     same number of draws (the saved posterior stacks them)."""
