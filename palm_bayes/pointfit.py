@@ -153,12 +153,16 @@ def palm_py_bounds(o: PalmPyOptions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _palm_py_jacobian(x, A, d, a, b):
-    """The exact Jacobian of :func:`_palm_py_fn` (the base held at PALM.py's floor where it binds)."""
-    return palm_curve_jacobian(np.maximum(x + a, PALM_PY_FLOOR) - a, A, d, a, b)
+    """The exact Jacobian of :func:`_palm_py_fn`: where PALM.py's floor binds the base is held there, and the curve
+    does not move with α."""
+    clipped = np.asarray(x, dtype=float) + a < PALM_PY_FLOOR
+    J = palm_curve_jacobian(np.where(clipped, PALM_PY_FLOOR - a, x), A, d, a, b)
+    J[clipped, 2] = 0.0
+    return J
 
 
 def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0,
-                scale: str | None = None, exact_jacobian: bool = False) -> PointFit:
+                scale: str | None = None) -> PointFit:
     """Fit ``y_avg`` exactly as PALM.py does (see the module docstring), then mark (never change) the parameters
     the average does not identify (:func:`identification`).
 
@@ -172,11 +176,6 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
         PALM.py's ``--budget_size``; only used to place episodes on the budget axis (episode k ↔ k·b).
     scale : {"fraction", "percent"}, optional
         The scores' scale, for marking an A_max at or above its top (PALM.py itself bounds A_max by 100).
-    exact_jacobian : bool
-        PALM.py lets ``curve_fit`` differentiate numerically (five evaluations a step). With the exact Jacobian
-        the same fit takes about a quarter of the time (AL dev pilots: 33 → 9 s for 25 curves, every squared
-        error equal or lower) but may stop elsewhere along a flat direction: used for the robust fit's start,
-        never for the PALM.py-compatible fit itself.
     """
     o = options or PalmPyOptions()
     y = np.asarray(y_avg, dtype=float)
@@ -185,8 +184,7 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     bounds = palm_py_bounds(o)
     try:
         with np.errstate(all="ignore"):
-            popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000,
-                                           jac=_palm_py_jacobian if exact_jacobian else None)
+            popt, _ = optimize().curve_fit(_palm_py_fn, x, y, p0=p0, bounds=bounds, maxfev=50000)
         ok, msg = True, "curve_fit converged"
     except (RuntimeError, ValueError) as e:
         popt, ok, msg = np.array(p0, dtype=float), False, f"curve_fit failed: {e}"
@@ -198,6 +196,25 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
                     rmse=float(np.sqrt(sse / len(y))), n_points=len(y), success=bool(ok and np.isfinite(sse)),
                     message=msg, extra={"y_avg": y.tolist()}, unidentified=tuple(why),
                     note=identification_note(why))
+
+
+def palm_py_start(y_avg: np.ndarray, options: PalmPyOptions | None = None, max_nfev: int = 1000) -> np.ndarray:
+    """PALM.py's least-squares problem (its average, start and bounds) solved with the exact Jacobian for at most
+    ``max_nfev`` evaluations: a start for the robust fit on regular budgets.
+
+    PALM.py's own ``curve_fit`` differentiates numerically and may walk 10 000 evaluations along a flat direction
+    (1.5-2 s for one curve) for a fraction of a percent of squared error, which the robust fit's polish recovers:
+    on the shipped example curves (``tests/test_pointfit.py``) and the 25 AL dev pilots the robust optimum is still
+    never worse than PALM.py's fit on the same average.
+    """
+    o = options or PalmPyOptions()
+    y = np.asarray(y_avg, dtype=float)
+    x = np.arange(1, len(y) + 1, dtype=float)
+    p0 = np.array([o.init_A_max if o.init_A_max is not None else float(y.max()), o.init_delta, o.init_alpha,
+                   o.init_beta])
+    res = _bounded_lsq(lambda p: _palm_py_fn(x, *p) - y, lambda p: _palm_py_jacobian(x, *p), p0,
+                       *palm_py_bounds(o), max_nfev)
+    return p0 if res is None else res.x
 
 
 # --------------------------------------------------------------------------------------------- robust
@@ -592,7 +609,7 @@ def fit_curve(
     ``mode="palm.py"`` reproduces PALM.py (``b`` is its ``budget_size``, default 100, used only to draw the
     curve on the budget axis). ``mode="robust"`` fits x = B/b over every observation, ``b`` inferred from the
     budgets unless given; when the curve's budgets are the episodes ``b, 2b, ..., Nb`` it also starts from
-    PALM.py's fit of the same average (with the exact Jacobian: ``fit_palm_py(exact_jacobian=True)``). ``select``
+    PALM.py's least-squares problem solved on the same average (:func:`palm_py_start`). ``select``
     (robust only; default :data:`SELECT`) says when a degenerate optimum is replaced by an equally good
     interpretable fit (see :func:`fit_robust`). Both modes mark unidentified parameters
     (:attr:`PointFit.unidentified`).
@@ -608,8 +625,7 @@ def fit_curve(
     extra = []
     mc = mean_curve(rows)
     if np.allclose(mc["budget"].to_numpy() / b_fit, np.arange(1, len(mc) + 1)):
-        ref = fit_palm_py(palm_py_average(rows, None), o, budget_size=b_fit, exact_jacobian=True)
-        extra.append(np.array([ref.A_max, ref.delta, ref.alpha, ref.beta]))
+        extra.append(palm_py_start(palm_py_average(rows, None), o))
     return fit_robust(budgets, rows["score"].to_numpy(dtype=float), b=b_fit, scale=scale, seed=seed,
                       extra_starts=extra, select=select)
 
@@ -628,4 +644,5 @@ __all__ = [
     "identification_note",
     "interpretable_optimum",
     "palm_py_average",
+    "palm_py_start",
 ]
