@@ -37,7 +37,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--likelihood", default="normal")
-    ap.add_argument("--target-accept", type=float, default=0.9, help="of a first run (the library default)")
+    ap.add_argument("--target-accept", type=float, default=None,
+                    help="of a first run (default: the library's, per geometry)")
     ap.add_argument("--no-noise-trend", action="store_true", help="constant observation noise")
     ap.add_argument("--no-low-rank", action="store_true", help="diagonal mass matrix only")
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")

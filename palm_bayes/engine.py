@@ -56,7 +56,8 @@ class SamplerSettings:
     tune: int = 300
     chains: int = 4
     seed: int = 0
-    target_accept: float = 0.9
+    #: target_accept of the first run; None: the geometry's own (:data:`FIRST_ACCEPT`)
+    target_accept: float | None = None
     retry_tune: int = 1000
     likelihood: str = "normal"
     noise_trend: bool = True
@@ -71,6 +72,10 @@ class SamplerSettings:
     #: how a pooled ceiling is sampled: "two-stage" (each method alone, then the group; :mod:`palm_bayes.two_stage`)
     #: or "joint" (one NUTS run over the group's joint model, the reference)
     group_sampler: str = "two-stage"
+
+    def accept(self, geometry: str) -> float:
+        """The first run's target_accept in ``geometry`` ("shape" or "levels")."""
+        return self.target_accept if self.target_accept is not None else FIRST_ACCEPT[geometry]
 
     @property
     def marginalised(self) -> bool:
@@ -205,7 +210,7 @@ class PalmSampler:
         run is kept (fewest missed thresholds, then the smaller worst R-hat) and every run's time is counted.
         """
         s = self.settings
-        ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]
+        ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
         runs = iter([(s.tune, s.draws)] + [(max(s.tune, s.retry_tune), RETRY_DRAWS * s.draws)] * (len(ladder) - 1))
         return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
 
@@ -300,10 +305,15 @@ class PalmSampler:
         return {"mean": on_scale(mean), "run": on_scale(group["obs"])}
 
 
+#: The first run's target_accept per geometry, unless the settings name one: "levels" mixes at larger steps (0.9
+#: bought as much health as 0.97 on the dev sets, at about half the gradients); "shape" needs small steps on its
+#: curved ridge (at 0.9 a short run's chains can stick apart).
+FIRST_ACCEPT = {"levels": 0.9, "shape": 0.97}
 #: The runs of ``geometry="auto"``, tried in turn until one is healthy: (geometry, target_accept), None for the
-#: settings' target_accept; a later rung never steps below it. "levels" first: it mixes A_max on rising curves and
-#: its failures are mostly divergences on plateaued ones, where "shape" (at smaller steps) is healthy; then both
-#: with the smallest steps. Measured on both dev sets (docs/benchmarks.md, 2026-12-07).
+#: settings' target_accept (or the geometry's :data:`FIRST_ACCEPT`); a later rung never steps below the settings'.
+#: "levels" first: it mixes A_max on rising curves and its failures are mostly divergences on plateaued ones, where
+#: "shape" (at smaller steps) is healthy; then both with the smallest steps. Measured on both dev sets
+#: (docs/benchmarks.md, 2026-12-07).
 LADDER: tuple[tuple[str, float | None], ...] = (("levels", None), ("shape", 0.97), ("shape", 0.99),
                                                  ("levels", 0.99))
 #: A retry draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the later
@@ -311,11 +321,15 @@ LADDER: tuple[tuple[str, float | None], ...] = (("levels", None), ("shape", 0.97
 RETRY_DRAWS = 2
 
 
-def retry_ladder(target_accept: float) -> list[tuple[str, float]]:
+def retry_ladder(target_accept: float | None = None) -> list[tuple[str, float]]:
     """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn (:data:`LADDER`), until one is
-    healthy."""
-    return [(geometry, target_accept if accept is None else max(accept, target_accept))
-            for geometry, accept in LADDER]
+    healthy; ``target_accept`` is the settings' (None: each geometry's :data:`FIRST_ACCEPT` for the first run)."""
+    rungs = []
+    for geometry, accept in LADDER:
+        if accept is None:
+            accept = FIRST_ACCEPT[geometry] if target_accept is None else target_accept
+        rungs.append((geometry, accept if target_accept is None else max(accept, target_accept)))
+    return rungs
 
 
 def parse_ladder(text: str) -> tuple[tuple[str, float | None], ...]:

@@ -57,8 +57,9 @@ class Forecaster:
         Seed; the same seed gives identical numbers (each curve's seed derives from it and the curve's name).
     likelihood : {"normal", "student"}
         Observation noise; ``"student"`` is robust to outlying episodes.
-    target_accept : float
-        NUTS target acceptance rate of the first run (the retries of ``geometry="auto"`` take smaller steps).
+    target_accept : float, optional
+        NUTS target acceptance rate of the first run (the retries of ``geometry="auto"`` take smaller steps);
+        default: 0.9 in the "levels" coordinates, 0.97 in "shape" (``palm_bayes.engine.FIRST_ACCEPT``).
     noise_trend : bool
         Let the observation noise shrink (or grow) with the budget: sd = σ (x / x₁)^(−γ).
     low_rank : bool
@@ -127,7 +128,7 @@ class Forecaster:
     """
 
     def __init__(self, draws: int = 1000, tune: int = 300, chains: int = 4, seed: int = 0,
-                 likelihood: str = "normal", target_accept: float = 0.9, noise_trend: bool = True,
+                 likelihood: str = "normal", target_accept: float | None = None, noise_trend: bool = True,
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,

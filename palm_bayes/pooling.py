@@ -223,7 +223,7 @@ def sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple
         raise ValueError(f"group_sampler must be one of {GROUP_SAMPLERS}")
     if pooling == "ceiling" and s.group_sampler == "two-stage":
         return sample_two_stage(sampler, data, key, methods or [str(m) for m in range(len(data.curves))])
-    ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.target_accept)]
+    ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
     best = healthiest(lambda geometry, accept: _sample_group(sampler, data, pooling, key, geometry, accept), ladder)
     for post in best.curves:
         post.seconds = best.seconds / len(best.curves)
