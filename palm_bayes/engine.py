@@ -344,7 +344,8 @@ def parse_ladder(text: str) -> tuple[tuple[str, float | None], ...]:
 def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
     """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
     healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then the smaller worst R-hat — with the seconds of every run counted."""
+    divergences, R-hat, ESS), then fewer divergences (a run with one is kept over one with hundreds, whatever
+    their R-hat), then the smaller worst R-hat — with the seconds of every run counted."""
     tried = []
     for geometry, accept in ladder:
         tried.append(attempt(geometry, accept))
@@ -352,6 +353,6 @@ def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
         TIMINGS["retries" if len(tried) > 1 else "runs"] += 1
         if not tried[-1].warnings:
             break
-    best = min(tried, key=lambda post: (len(post.warnings), float(post.diagnostics.r_hat.max())))
+    best = min(tried, key=lambda post: (len(post.warnings), post.divergences, float(post.diagnostics.r_hat.max())))
     best.seconds = sum(post.seconds for post in tried)
     return best
