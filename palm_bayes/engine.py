@@ -42,7 +42,7 @@ import pandas as pd
 from . import _compat
 from .compile_cache import compile_model
 from .curve import delta_from_log_lambda, on_scale, palm_curve_cloglog
-from .diagnostics import diagnostics_table, health_warnings
+from .diagnostics import RHAT_MAX, diagnostics_table, health_warnings
 from .model import CurveData, build_model, pad_runs
 
 
@@ -344,8 +344,9 @@ def parse_ladder(text: str) -> tuple[tuple[str, float | None], ...]:
 def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
     """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
     healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then fewer divergences (a run with one is kept over one with hundreds, whatever
-    their R-hat), then the smaller worst R-hat — with the seconds of every run counted."""
+    divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then fewer divergences (of two
+    runs whose chains agree, one with a single divergence is kept over one with hundreds), then the smaller worst
+    R-hat — with the seconds of every run counted."""
     tried = []
     for geometry, accept in ladder:
         tried.append(attempt(geometry, accept))
@@ -353,6 +354,10 @@ def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
         TIMINGS["retries" if len(tried) > 1 else "runs"] += 1
         if not tried[-1].warnings:
             break
-    best = min(tried, key=lambda post: (len(post.warnings), post.divergences, float(post.diagnostics.r_hat.max())))
+    def badness(post):
+        r_hat = float(post.diagnostics.r_hat.max())
+        return len(post.warnings), max(r_hat, RHAT_MAX), post.divergences, r_hat
+
+    best = min(tried, key=badness)
     best.seconds = sum(post.seconds for post in tried)
     return best

@@ -276,13 +276,18 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
     monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: fake(1.05 if a < 0.99 else 1.02,
                                                                                          1, 1.0, g, a))
     assert sampler.sample(None, ()).target_accept == 0.99
-    # among runs that miss as many thresholds, fewer divergences win before a smaller R-hat (a run with 200
-    # divergences and R-hat 1.001 is not kept over one with a single divergence and R-hat 1.002)
+    # among runs that miss as many thresholds and whose chains agree (R-hat <= 1.01), fewer divergences win before a
+    # smaller R-hat (a run with 200 divergences and R-hat 1.001 is not kept over one with 1 and R-hat 1.002) ...
     runs = {("levels", 0.9): (1.003, 206), ("shape", 0.97): (1.002, 48), ("shape", 0.99): (1.002, 1),
             ("levels", 0.99): (1.001, 200)}
     monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: fake(*runs[(g, a)], 1.0, g, a))
     post = sampler.sample(None, ())
     assert (post.geometry, post.target_accept, post.divergences) == ("shape", 0.99, 1)
+    # ... but a run whose chains disagree is not kept over a divergent one whose chains agree
+    runs = {("levels", 0.9): (1.05, 0), ("shape", 0.97): (1.002, 30), ("shape", 0.99): (1.03, 0),
+            ("levels", 0.99): (1.002, 200)}
+    post = sampler.sample(None, ())
+    assert (post.geometry, post.target_accept, post.divergences) == ("shape", 0.97, 30)
     # a user's higher target_accept is never stepped below
     assert engine.retry_ladder(0.98) == [("levels", 0.98), ("shape", 0.98), ("shape", 0.99), ("levels", 0.99)]
 
