@@ -66,11 +66,12 @@ class ArrowTrace:
 
     def __init__(self, result):
         self.draws, self.stats = result.get_arrow_trace()  # nutpie hands the trace over once
+        self.kept = [~_arrow_column(stat, "tuning").astype(bool) for stat in self.stats]  # each chain's draws
 
     def column(self, name: str, stats: bool = False) -> np.ndarray:
         """One quantity's draws (or, with ``stats``, one sampler statistic) shaped (chain, draw, ...)."""
-        return np.stack([_arrow_column(batch, name)[~_arrow_column(stat, "tuning").astype(bool)]
-                         for batch, stat in zip(self.stats if stats else self.draws, self.stats, strict=True)])
+        return np.stack([_arrow_column(batch, name)[kept]
+                         for batch, kept in zip(self.stats if stats else self.draws, self.kept, strict=True)])
 
 
 def _arrow_column(batch, key: str) -> np.ndarray:

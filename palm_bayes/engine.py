@@ -207,7 +207,7 @@ class PalmSampler:
         "levels" coordinates at the settings' target_accept and tuning, then (while a run misses a health
         threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, longer
         tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws, thinned back to ``draws``. The healthiest
-        run is kept (fewest missed thresholds, then the smaller worst R-hat) and every run's time is counted.
+        run is kept (:func:`healthiest`) and every run's time is counted.
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]

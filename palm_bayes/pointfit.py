@@ -152,13 +152,10 @@ def palm_py_bounds(o: PalmPyOptions) -> tuple[np.ndarray, np.ndarray]:
     return np.array([0.0, 0.0, -1000.0, 0.0]), np.array([100.0, 1.0, o.alpha_hi, o.beta_hi])
 
 
-def _palm_py_jacobian(x, A, d, a, b):
-    """The exact Jacobian of :func:`_palm_py_fn`: where PALM.py's floor binds the base is held there, and the curve
-    does not move with α."""
-    clipped = np.asarray(x, dtype=float) + a < PALM_PY_FLOOR
-    J = palm_curve_jacobian(np.where(clipped, PALM_PY_FLOOR - a, x), A, d, a, b)
-    J[clipped, 2] = 0.0
-    return J
+def palm_py_p0(o: PalmPyOptions, y_avg: np.ndarray) -> list[float]:
+    """PALM.py's start (A_max, δ, α, β): its options, A_max defaulting to the average's maximum."""
+    return [o.init_A_max if o.init_A_max is not None else float(np.max(y_avg)), o.init_delta, o.init_alpha,
+            o.init_beta]
 
 
 def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_size: float = 100.0,
@@ -180,7 +177,7 @@ def fit_palm_py(y_avg: np.ndarray, options: PalmPyOptions | None = None, budget_
     o = options or PalmPyOptions()
     y = np.asarray(y_avg, dtype=float)
     x = np.arange(1, len(y) + 1, dtype=float)
-    p0 = [o.init_A_max if o.init_A_max is not None else float(y.max()), o.init_delta, o.init_alpha, o.init_beta]
+    p0 = palm_py_p0(o, y)
     bounds = palm_py_bounds(o)
     try:
         with np.errstate(all="ignore"):
@@ -210,9 +207,8 @@ def palm_py_start(y_avg: np.ndarray, options: PalmPyOptions | None = None, max_n
     o = options or PalmPyOptions()
     y = np.asarray(y_avg, dtype=float)
     x = np.arange(1, len(y) + 1, dtype=float)
-    p0 = np.array([o.init_A_max if o.init_A_max is not None else float(y.max()), o.init_delta, o.init_alpha,
-                   o.init_beta])
-    res = _bounded_lsq(lambda p: _palm_py_fn(x, *p) - y, lambda p: _palm_py_jacobian(x, *p), p0,
+    p0 = np.array(palm_py_p0(o, y))
+    res = _bounded_lsq(lambda p: _palm_py_fn(x, *p) - y, lambda p: _jacobian(x, p, PALM_PY_FLOOR), p0,
                        *palm_py_bounds(o), max_nfev)
     return p0 if res is None else res.x
 

@@ -205,11 +205,12 @@ def test_forecaster_params_carries_the_point_note():
 def test_palm_py_exact_jacobian_matches_finite_differences_also_where_the_floor_binds():
     """The robust fit's PALM.py start uses the exact Jacobian of PALM.py's curve; at α = -1.5 the first episode's
     base is held at PALM.py's floor, so the curve there does not move with α."""
-    from palm_bayes.pointfit import _palm_py_fn, _palm_py_jacobian
+    from palm_bayes.curve import PALM_PY_FLOOR
+    from palm_bayes.pointfit import _jacobian, _palm_py_fn
 
     x = np.arange(1, 9.0)
     for p in [(0.8, 0.3, 0.5, 1.2), (0.9, 0.05, -1.5, 0.7), (0.7, 0.6, 3.0, 2.5)]:
         numeric = np.column_stack([
             (_palm_py_fn(x, *np.add(p, step)) - _palm_py_fn(x, *np.subtract(p, step))) / 2e-7
             for step in 1e-7 * np.eye(4)])
-        np.testing.assert_allclose(_palm_py_jacobian(x, *p), numeric, atol=1e-6)
+        np.testing.assert_allclose(_jacobian(x, np.array(p), PALM_PY_FLOOR), numeric, atol=1e-6)
