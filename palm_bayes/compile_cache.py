@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+import re
 import tempfile
 import warnings
 from importlib.metadata import version
@@ -309,6 +311,67 @@ def compile_model(model, label: str = "model", identity: str | None = None, *, u
     return compiled, how
 
 
+def graph_key(model) -> str:
+    """A fingerprint of ``model``'s graph: its log-density and stored quantities as PyTensor prints them (object
+    addresses left out), its free variables, and the versions that turn the graph into code."""
+    import pytensor
+
+    text = pytensor.printing.debugprint([model.logp(), *model.deterministics], file="str", print_type=True)
+    stamp = [FORMAT, re.sub(r" at 0x[0-9a-fA-F]+", "", text), [v.name for v in model.free_RVs], model.check_bounds,
+             pytensor.config.floatX, np.__version__, *(version(p) for p in ("numba", "nutpie", "pytensor", "pymc"))]
+    return "graph-" + hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:32]
+
+
+def _functions(model, initial_point_fn, use_cache: bool) -> tuple:
+    """nutpie's ``_make_functions(model, ...)``: the log-density with its gradient and the draws' function,
+    compiled by PyTensor (numba mode), and the layout of the position vector.
+
+    PyTensor rewrites both graphs before linking them (2-3 s per model in every process, even when the numba code
+    is in its cache); the linked functions are kept on disk as a pickle under :func:`graph_key`, so a later
+    process reads them in well under a second. The same functions, so the same numbers (tests/test_engine.py).
+    An entry that does not match its checksums, or does not load, is rebuilt.
+    """
+    from nutpie import compile_pymc as cp
+
+    def make():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                      pymc_initial_point_fn=initial_point_fn)
+
+    if not (use_cache and writable(cache_dir())):
+        return make()
+    key = graph_key(model)
+    path = cache_dir() / f"{key}.pkl"
+    state = check_entry(key)
+    if state == "valid":
+        try:
+            n_dim, n_expanded, logp_pt, expand_pt, shape_info, rest, names, shapes = pickle.loads(path.read_bytes())
+            initial = cp._rv_dict_to_flat_array_wrapper(initial_point_fn, names=names, shapes=shapes)
+            return (n_dim, n_expanded, logp_pt, expand_pt, initial, shape_info, *rest)
+        except Exception as err:  # written by another library version than the stamp knows of
+            log.debug("compiled functions %s did not load (%s); rebuilding them", key, err)
+            _discard(key)
+    elif state == "corrupt":
+        log.warning("palm-bayes: the compiled-model cache entry %s in %s did not match its checksums; rebuilding it",
+                    key, cache_dir())
+        _discard(key)
+    made = make()
+    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, *rest = made
+    names = [model.rvs_to_values[v].name for v in model.free_RVs]
+    shapes = cp._compute_shapes(model)
+    blob = pickle.dumps((n_dim, n_expanded, logp_pt, expand_pt, shape_info, rest, names, [shapes[n] for n in names]))
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    try:
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        _write_manifest(key)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        log.debug("compiled functions %s not kept (%s)", key, err)
+    return made
+
+
 def _compile(model, use_cache: bool):
     import numba
     import pytensor
@@ -317,10 +380,7 @@ def _compile(model, use_cache: bool):
 
     initial_point_fn = cp._wrap_with_lock(make_initial_point_fn(
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        made = cp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
-                                  pymc_initial_point_fn=initial_point_fn)
+    made = _functions(model, initial_point_fn, use_cache)
     # nutpie 0.16.11 adds the names of reparameterised variables
     n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info, *reparameterized = made
     shared_data, keys, user_data, extra_fields = _compat.nutpie_shared_table(logp_pt, expand_pt)
