@@ -75,7 +75,7 @@ from palm_bayes import engine
 warnings.simplefilter("ignore")
 if sys.argv[4]:
     engine.LADDER = engine.parse_ladder(sys.argv[4])
-a = fb.parse(["--sets", sys.argv[2], "--out", sys.argv[3]])
+a = fb.parse(["--sets", sys.argv[2], "--out", sys.argv[3], *sys.argv[5].split()])
 score, _ = fb.run_set(a, sys.argv[2], fb.load_task(a.tools_dir))
 score.pop("per_curve_final_abs_err")
 print(json.dumps({"process_s": time.perf_counter() - t0, "score": score, **engine.TIMINGS}))
@@ -91,6 +91,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-single", action="store_true", help="only the --sets batches")
     ap.add_argument("--ladder", default="", help="the batches' retry ladder, geometry[:target_accept],... "
                     "(default: the library's)")
+    ap.add_argument("--batch-args", default="", help="more forecast_benchmark.py flags for the batches, e.g. "
+                    "'--draws 500'")
     return ap.parse_args(argv)
 
 
@@ -144,10 +146,12 @@ def single(a: argparse.Namespace, tmp: Path) -> None:
 
 def batch(a: argparse.Namespace, tmp: Path) -> None:
     for name in a.sets:
-        t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"), a.ladder)
+        t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"), a.ladder,
+                             a.batch_args)
         s = t["score"]
         n = s["curves_fitted"]
-        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder or 'default'}) ==")
+        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder or 'default'}"
+              f"{', ' + a.batch_args if a.batch_args else ''}) ==")
         print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
         print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models compiled,"
               f" {t.get('loads', 0)} loaded from the cache), build {t.get('build', 0):.1f} s,"

@@ -7,6 +7,8 @@ closures over the data's layout), and compiling them cost 8-9 s per model in eve
 2026-12-02). :func:`compile_model` writes the same two callbacks as generated source whose only free names are
 module globals, and lets numba cache them in :func:`cache_dir` under a key that names everything the machine code
 depends on (the PyTensor function's own cache key, the data layout, and the numba, nutpie and PyTensor versions).
+The PyTensor functions themselves (graphs rewritten and linked, 2-3 s per model and process) are kept beside them
+as a pickle named by a fingerprint of the model's graph (:func:`graph_key`).
 
 The callbacks do what nutpie's do (the same inner functions, the same data, the same return codes), so a cached
 model samples the very same numbers as a fresh one; ``tests/test_engine.py`` checks that. A cache entry that

@@ -21,8 +21,8 @@ steps) on both, at less than half the sampling time.
 The model is built once per process (per padded run count and geometry) and re-used for every curve by swapping
 its data. With nutpie its compiled form is kept on disk (:mod:`palm_bayes.compile_cache`): the first process on a
 machine compiles it (4-30 s per model on 2 cores, depending on what PyTensor has cached), later processes load it
-in 1.5-2 s. A compile is announced on the ``palm_bayes`` logger (the command line prints it; a load is silent) and
-the time of each phase is added to :data:`TIMINGS`.
+in under a second (the linked PyTensor functions are kept too). A compile is announced on the ``palm_bayes``
+logger (the command line prints it; a load is silent) and the time of each phase is added to :data:`TIMINGS`.
 """
 
 from __future__ import annotations
