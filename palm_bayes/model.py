@@ -42,6 +42,9 @@ The curve and the noise sd are evaluated once per distinct budget (``x_budget``)
 (``budget_index``): the same density, with a fifth to a tenth of the transcendental functions per gradient on
 pilots of 5-25 runs.
 
+:func:`build_family_model` puts another curve family of :mod:`palm_bayes.families` in PALM's place, with the same
+priors on A_max and η₁, the same runs and noise (offsets integrated out), and the family's two shape parameters.
+
 The coordinates NUTS moves in (``geometry``) are :func:`build_model`'s choice too: see
 :mod:`palm_bayes.engine` for why there are two and how the default picks between them.
 """
@@ -182,42 +185,28 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
         # the curve and the noise sd are evaluated once per distinct budget (``x_budget``) and read off for each
         # observation through ``budget_index``: pilots repeat each budget once per run, so this is most of the work
         # of a gradient saved (the same density: the same numbers, gathered)
-        x_budget = pm.Data("x_budget", np.arange(1.0, 6.0))
-        budget = pm.Data("budget_index", np.arange(5, dtype="int64"))
+        x_budget, budget, y, run, x_first, (a_top, a_mu, a_sd) = curve_data()
         x = x_budget[budget]
-        y = pm.Data("y", np.full(5, 0.5))
-        run = pm.Data("run_index", np.zeros(5, dtype="int64"))
-        x_first = pm.Data("x_first", 1.0)
         x_last = pm.Data("x_last", 5.0)
-        a_top, a_mu, a_sd = pm.Data("a_top", 1.0), pm.Data("a_mu", 0.0), pm.Data("a_sd", A_SD)
 
         log_base = pm.Normal("log_base", pm.math.log(x_first + 1.0), 1.0)
         alpha = pm.Deterministic("alpha", pm.math.exp(log_base) - x_first)
         if geometry == "levels":
             A_max, beta, eta1 = levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last)
         elif geometry == "shape":
-            z_A = pm.Normal("z_A", 0.0, 1.0)
-            A_max = pm.Deterministic("A_max", a_top * pm.math.sigmoid(a_mu + a_sd * z_A))
+            A_max = ceiling(a_top, a_mu, a_sd)
             beta = pm.Deterministic("beta", pm.math.exp(pm.Normal("log_beta", 0.0, BETA_SD)))
             eta1 = pm.Normal("eta1", 0.0, ETA_SD)
         else:
             raise ValueError(f"geometry must be one of {GEOMETRIES}")
         log_lambda = pm.Deterministic("log_lambda", eta1 - beta * log_base)
-        tau = pm.HalfNormal("tau", 0.03)
-        sigma = pm.HalfNormal("sigma", 0.05)
-        if noise_trend:
-            # noise shrinks (gamma > 0) or grows as the labelled set grows: sd(x) = sigma * (x / x1)^(-gamma)
-            gamma = pm.Normal("gamma", 0.3, 0.5)
-            sd = (sigma * pt.exp(-gamma * pt.log(x_budget / x_first)))[budget]
-        else:
-            sd = sigma
+        tau, sd = noise_terms(x_budget, x_first, budget, noise_trend)
 
         mu = palm_curve_cloglog(x_budget, A_max, log_lambda, alpha, beta, xp=pt)[budget]
         if marginal:
             if likelihood != "normal" or ar1 or n_budget_slots:
                 raise ValueError("marginal run offsets need the Normal likelihood without AR(1) or misfit terms")
-            ll_run = marginal_run_loglik(y - mu, sd * pt.ones_like(x), tau, run, n_run_slots)
-            pm.Potential("obs", pm.Deterministic("loglik_run", ll_run).sum())
+            marginal_observations(y, mu, sd, tau, run, n_run_slots)
             return model
         mu = mu + tau * pm.Normal("z_run", 0.0, 1.0, shape=n_run_slots)[run]
         if n_budget_slots:
@@ -244,6 +233,78 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
         else:
             pm.Normal("obs", mu=mu, sigma=sd, observed=y, shape=x.shape)
     return model
+
+
+def build_family_model(family: str, n_run_slots: int = 8, noise_trend: bool = True):
+    """The PyMC model of one curve family of :mod:`palm_bayes.families` for one curve.
+
+    A_max and η₁ (the level at the first budget) have PALM's priors (module docstring), the family's two shape
+    parameters ``p``, ``q`` their own (:data:`palm_bayes.families.FAMILIES`), and the runs and the noise the same
+    model as PALM's, offsets integrated out. The data are PALM's (``x_budget``, ``budget_index``, ``y``, ...).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from .families import check_family, family_curve, prior_mean
+
+    fam = check_family(family)
+    with pm.Model() as model:
+        x_budget, budget, y, run, x_first, a_prior = curve_data()
+        A_max = ceiling(*a_prior)
+        eta1 = pm.Normal("eta1", 0.0, ETA_SD)
+        first = 1.0 if family == "palm_log" else x_first  # the first budget on the family's own axis
+        p = pm.Normal("p", prior_mean(fam.p_prior[0], first, pt), fam.p_prior[1])
+        q = pm.Normal("q", *fam.q_prior)
+        tau, sd = noise_terms(x_budget, x_first, budget, noise_trend)
+        mu = family_curve(family, x_budget, A_max, eta1, p, q, x_first, xp=pt)[budget]
+        marginal_observations(y, mu, sd, tau, run, n_run_slots)
+    return model
+
+
+def curve_data():
+    """Inside a model: one curve's data containers, filled per curve (``PalmSampler._values``): ``x_budget``
+    (each distinct budget on the episode axis), ``budget_index`` and ``run_index`` (per observation), ``y``,
+    ``x_first`` and the A_max prior's ``(a_top, a_mu, a_sd)``."""
+    import pymc as pm
+
+    x_budget = pm.Data("x_budget", np.arange(1.0, 6.0))
+    budget = pm.Data("budget_index", np.arange(5, dtype="int64"))
+    y = pm.Data("y", np.full(5, 0.5))
+    run = pm.Data("run_index", np.zeros(5, dtype="int64"))
+    x_first = pm.Data("x_first", 1.0)
+    return x_budget, budget, y, run, x_first, (pm.Data("a_top", 1.0), pm.Data("a_mu", 0.0), pm.Data("a_sd", A_SD))
+
+
+def ceiling(a_top, a_mu, a_sd):
+    """Inside a model: A_max = a_top · sigmoid(a_mu + a_sd · z_A), z_A ~ N(0, 1) (the module docstring)."""
+    import pymc as pm
+
+    return pm.Deterministic("A_max", a_top * pm.math.sigmoid(a_mu + a_sd * pm.Normal("z_A", 0.0, 1.0)))
+
+
+def noise_terms(x_budget, x_first, budget, noise_trend: bool = True):
+    """Inside a model: the run-offset scale ``tau`` and the observation-noise sd per observation (see the module
+    docstring: ``tau``, ``sigma``, ``gamma``), read off per distinct budget through ``budget``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    tau = pm.HalfNormal("tau", 0.03)
+    sigma = pm.HalfNormal("sigma", 0.05)
+    if not noise_trend:
+        return tau, sigma
+    # noise shrinks (gamma > 0) or grows as the labelled set grows: sd(x) = sigma * (x / x1)^(-gamma)
+    gamma = pm.Normal("gamma", 0.3, 0.5)
+    return tau, (sigma * pt.exp(-gamma * pt.log(x_budget / x_first)))[budget]
+
+
+def marginal_observations(y, mu, sd, tau, run, n_run_slots: int) -> None:
+    """Inside a model: the likelihood of the scores ``y`` around the mean curve ``mu`` (per observation) with
+    each run's offset integrated out (:func:`marginal_run_loglik`); ``loglik_run`` keeps each run's term."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ll_run = marginal_run_loglik(y - mu, sd * pt.ones_like(y), tau, run, n_run_slots)
+    pm.Potential("obs", pm.Deterministic("loglik_run", ll_run).sum())
 
 
 def marginal_run_loglik(resid, sd, tau, run, n_runs: int):

@@ -267,8 +267,8 @@ def _sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tupl
                           pooling=pooling, target_accept=target_accept, warnings=health_warnings(all_diag, ndiv))
 
 
-def _logit_share(post: CurvePosterior, top: float) -> np.ndarray:
-    """logit(A_max / top) of a curve's draws, flattened."""
+def logit_share(post, top: float) -> np.ndarray:
+    """logit(A_max / top) of a posterior's A_max draws (``post.draws["A_max"]``), flattened."""
     share = np.clip(post.draws["A_max"].reshape(-1) / top, 1e-12, 1 - 1e-12)
     return np.log(share) - np.log1p(-share)
 
@@ -292,7 +292,7 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     stage1 = [sampler.sample(replace(c, a_mu=first[0], a_sd=first[1]), (*key, m))
               for c, m in zip(data.curves, methods, strict=True)]
     shape = stage1[0].draws["A_max"].shape
-    pooled = pooled_ceiling_draws([_logit_share(p, data.a_top) for p in stage1], proposals,
+    pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
                                   (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
     # a method whose first run missed a health threshold, or whose draws cover the pooled posterior too thinly
     # (its effective draws below the ESS threshold), is sampled again under a proposal centred on its first-pass
@@ -303,12 +303,12 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     if again:
         more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
         for m in again:
-            second = refined_proposal(pooled, _logit_share(stage1[m], data.a_top), m)
+            second = refined_proposal(pooled, logit_share(stage1[m], data.a_top), m)
             post = more.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
                                (*key, methods[m], "refined"))
             if len(post.warnings) <= len(stage1[m].warnings):
                 proposals[m], stage1[m] = second, post
-        pooled = pooled_ceiling_draws([_logit_share(p, data.a_top) for p in stage1], proposals,
+        pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
                                       (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),
              "pool_sd_A_max": pooled.scale.reshape(shape)}
