@@ -17,8 +17,7 @@ from .diagnostics import diagnostics_table, health_warnings
 from .engine import RETRY_DRAWS, PalmSampler, curve_seed, healthiest
 from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
-from .pooling import POOL_SD, GroupData, logit_share
-from .two_stage import pooled_ceiling_draws, proposal_prior
+from .pooling import GroupData, resampled, two_stages
 
 #: (target_accept, tuning steps, draws multiplier) of a family's first run and its retries
 FAMILY_LADDER = ((0.9, None, 1), (0.97, 1000, RETRY_DRAWS), (0.99, 1000, RETRY_DRAWS))
@@ -82,25 +81,19 @@ def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: s
                         prior: AMaxPrior | None = None) -> list[FamilyPosterior]:
     """One family's posteriors for the methods of one (dataset, model) group with their ceilings pooled
     (``pooling="ceiling"``), in the two stages of :mod:`palm_bayes.two_stage`: each method alone under the wide
-    proposal prior of its ceiling, then the group's (μ, s) on a grid and each method's draws resampled. A single
-    curve is sampled under its own prior. (Unlike PALM's :func:`palm_bayes.pooling.sample_two_stage`, a method is
-    not sampled a second time when its draws cover the pooled posterior thinly; the ESS is scaled by its share.)"""
+    proposal prior of its ceiling, then the group's (μ, s) on a grid and each method's draws resampled, a method
+    that missed a threshold or covers the pooled posterior thinly sampled once more (the same two stages as
+    PALM's, :func:`palm_bayes.pooling.two_stages`). A single curve is sampled under its own prior."""
     if len(curves) == 1:
         return [sample_family(sampler, curves[0], family, keys[0])]
     group = GroupData.from_curves(curves, prior)
-    proposal = proposal_prior(group.a_mu, group.a_sd, POOL_SD["A_max"])
-    stage1 = [sample_family(sampler, replace(c, a_top=group.a_top, a_mu=proposal[0], a_sd=proposal[1]), family, k)
-              for c, k in zip(curves, keys, strict=True)]
-    shape = stage1[0].draws["A_max"].shape
-    logit = [logit_share(p, group.a_top) for p in stage1]
     rng = np.random.default_rng(curve_seed(sampler.settings.seed, (*keys[0][:2], family, "two-stage")))
-    pooled = pooled_ceiling_draws(logit, [proposal] * len(curves), (group.a_mu, group.a_sd), POOL_SD["A_max"],
-                                  int(np.prod(shape)), rng)
+    stage1, pooled, shape = two_stages(
+        lambda m, proposal, engine, tag: sample_family(
+            engine, replace(curves[m], a_top=group.a_top, a_mu=proposal[0], a_sd=proposal[1]), family,
+            (*keys[m], *tag)), sampler, group, rng)
     out = []
     for post, index, ess in zip(stage1, pooled.index, pooled.ess, strict=True):
-        draws = {n: np.ascontiguousarray(v.reshape(-1)[index].reshape(shape)) for n, v in post.draws.items()}
-        share = ess / post.draws["A_max"].size
-        diag = post.diagnostics.assign(ess_bulk=post.diagnostics.ess_bulk * share,
-                                       ess_tail=post.diagnostics.ess_tail * share)
+        draws, diag = resampled(post, index, ess, shape)
         out.append(replace(post, draws=draws, diagnostics=diag, warnings=health_warnings(diag, post.divergences)))
     return out

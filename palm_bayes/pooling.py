@@ -51,6 +51,7 @@ methods (P(cheapest), :func:`palm_bayes.decision.p_cheapest`) keep the correlati
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -273,6 +274,47 @@ def logit_share(post, top: float) -> np.ndarray:
     return np.log(share) - np.log1p(-share)
 
 
+def two_stages(sample: Callable, sampler: PalmSampler, data: GroupData, rng: np.random.Generator):
+    """The draws of :mod:`palm_bayes.two_stage` for one group: ``sample(m, proposal, engine, tag)`` samples method m
+    with ``engine`` (a :class:`PalmSampler`) under the proposal prior ``(a_mu, a_sd)`` of its ceiling (any
+    posterior with ``draws["A_max"]``, ``diagnostics``, ``warnings``). Each method is sampled under the wide
+    proposal, the group's (μ, s) drawn on a grid; a method whose run missed a threshold, or whose draws cover the
+    pooled posterior too thinly (its effective draws below the ESS threshold), is sampled again under a proposal
+    centred on its first-pass pooled ceiling (:func:`~palm_bayes.two_stage.refined_proposal`) with
+    :data:`REFIT_DRAWS` times the draws (``tag`` ``("refined",)``), kept unless it misses more thresholds than the
+    first, and the group drawn again. Returns ``(posteriors, CeilingDraws, shape)``: ``shape`` (chains, draws)
+    of the first pass, which the resampled draws keep."""
+    s = sampler.settings
+    first = proposal_prior(data.a_mu, data.a_sd, POOL_SD["A_max"])
+    proposals = [first] * len(data.curves)
+    stage1 = [sample(m, first, sampler, ()) for m in range(len(data.curves))]
+    shape = stage1[0].draws["A_max"].shape
+    n_draws = int(np.prod(shape))
+    pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
+                                  (data.a_mu, data.a_sd), POOL_SD["A_max"], n_draws, rng)
+    again = [m for m, post in enumerate(stage1) if post.warnings
+             or post.diagnostics.ess_bulk.min() * pooled.ess[m] / post.draws["A_max"].size < ESS_MIN]
+    if again:
+        more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
+        for m in again:
+            second = refined_proposal(pooled, logit_share(stage1[m], data.a_top), m)
+            post = sample(m, second, more, ("refined",))
+            if len(post.warnings) <= len(stage1[m].warnings):
+                proposals[m], stage1[m] = second, post
+        pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
+                                      (data.a_mu, data.a_sd), POOL_SD["A_max"], n_draws, rng)
+    return stage1, pooled, shape
+
+
+def resampled(post, index: np.ndarray, ess: float, shape: tuple) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """A method's draws picked by the group's resampling (``index`` into its stage-1 draws), shaped (chain, draw)
+    as ``shape``, and its diagnostics with the ESS scaled by its effective share of the stage-1 draws."""
+    draws = {n: np.ascontiguousarray(v.reshape(-1)[index].reshape(shape)) for n, v in post.draws.items()}
+    share = ess / post.draws["A_max"].size
+    return draws, post.diagnostics.assign(ess_bulk=post.diagnostics.ess_bulk * share,
+                                          ess_tail=post.diagnostics.ess_tail * share)
+
+
 def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods: list[str]) -> GroupPosterior:
     """The ``pooling="ceiling"`` posterior in two stages (:mod:`palm_bayes.two_stage`): each method by the
     single-curve engine under the wide proposal prior of its ceiling, then the group's (μ, s) on a grid and each
@@ -287,29 +329,9 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     s = sampler.settings
     t0 = time.perf_counter()
     rng = np.random.default_rng(curve_seed(s.seed, (*key, "two-stage")))
-    first = proposal_prior(data.a_mu, data.a_sd, POOL_SD["A_max"])
-    proposals = [first] * len(data.curves)
-    stage1 = [sampler.sample(replace(c, a_mu=first[0], a_sd=first[1]), (*key, m))
-              for c, m in zip(data.curves, methods, strict=True)]
-    shape = stage1[0].draws["A_max"].shape
-    pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
-                                  (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
-    # a method whose first run missed a health threshold, or whose draws cover the pooled posterior too thinly
-    # (its effective draws below the ESS threshold), is sampled again under a proposal centred on its first-pass
-    # pooled ceiling (:func:`~palm_bayes.two_stage.refined_proposal`) with twice the draws; the new run is kept
-    # unless it misses more thresholds than the first
-    again = [m for m, post in enumerate(stage1) if post.warnings
-             or post.diagnostics.ess_bulk.min() * pooled.ess[m] / post.draws["A_max"].size < ESS_MIN]
-    if again:
-        more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
-        for m in again:
-            second = refined_proposal(pooled, logit_share(stage1[m], data.a_top), m)
-            post = more.sample(replace(data.curves[m], a_mu=second[0], a_sd=second[1]),
-                               (*key, methods[m], "refined"))
-            if len(post.warnings) <= len(stage1[m].warnings):
-                proposals[m], stage1[m] = second, post
-        pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
-                                      (data.a_mu, data.a_sd), POOL_SD["A_max"], int(np.prod(shape)), rng)
+    stage1, pooled, shape = two_stages(
+        lambda m, proposal, engine, tag: engine.sample(replace(data.curves[m], a_mu=proposal[0], a_sd=proposal[1]),
+                                                       (*key, methods[m], *tag)), sampler, data, rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),
              "pool_sd_A_max": pooled.scale.reshape(shape)}
     seconds = time.perf_counter() - t0
@@ -317,10 +339,8 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     group_diag = diagnostics_table(group)
     curves, own = [], []
     for post, index, ess in zip(stage1, pooled.index, pooled.ess, strict=True):
-        draws = {n: np.ascontiguousarray(v.reshape(-1)[index].reshape(shape)) for n, v in post.draws.items()}
-        share = ess / post.draws["A_max"].size  # the effective share of this method's stage-1 draws
-        own.append(post.diagnostics.assign(ess_bulk=post.diagnostics.ess_bulk * share,
-                                           ess_tail=post.diagnostics.ess_tail * share))
+        draws, diagnostics = resampled(post, index, ess, shape)
+        own.append(diagnostics)
         diag = pd.concat([own[-1], group_diag], ignore_index=True)
         out = CurvePosterior(draws=draws, b=post.b, scale=post.scale, diagnostics=diag, divergences=ndiv,
                              seconds=seconds / len(stage1), likelihood=s.likelihood, x_first=post.x_first,

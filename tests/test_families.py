@@ -104,8 +104,9 @@ def test_a_family_fitted_to_its_own_curves_recovers_them_alone_and_pooled():
     truths, curves = [(0.9, 0.2, 0.3, 0.2), (0.88, -0.4, 0.5, 0.0)], []
     for A, eta1, p, q in truths:
         mu = family_curve("mmf4", x, A, eta1, p, q, 1.0)
+        offsets = 0.008 * rng.standard_normal(5)
         rows = pd.DataFrame([{"run": str(r), "budget": xi * 10, "score": m + off + 0.01 * rng.standard_normal()}
-                             for r, off in enumerate(0.008 * rng.standard_normal(5)) for xi, m in zip(x, mu)])
+                             for r, off in enumerate(offsets) for xi, m in zip(x, mu, strict=True)])
         curves.append(CurveData.from_rows(rows, "fraction"))
     sampler = PalmSampler(SamplerSettings(draws=300, tune=300, chains=2, seed=1))
     alone = [sample_family(sampler, c, "mmf4", ("sim", "m", f"c{i}")) for i, c in enumerate(curves)]
