@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import _compat
 from .diagnostics import diagnostics_table, health_warnings
-from .engine import RETRY_DRAWS, PalmSampler, curve_seed, healthiest
+from .engine import RETRY_DRAWS, CurvePosterior, PalmSampler, curve_seed, healthiest
 from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
@@ -45,11 +45,8 @@ class FamilyPosterior:
         x = np.asarray(budgets, dtype=float)[None, :] / self.b
         return family_curve(self.family, x, d["A_max"], d["eta1"], d["p"], d["q"], self.x_first)
 
-    def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
-        """Observation-noise sd per draw and budget, fraction scale (as :meth:`CurvePosterior.noise_sd`)."""
-        x = np.asarray(budgets, dtype=float)[None, :] / self.b
-        sigma, gamma = self.draws["sigma"].reshape(-1)[:, None], self.draws["gamma"].reshape(-1)[:, None]
-        return sigma * np.exp(-gamma * np.log(x / self.x_first))
+    #: observation-noise sd per draw and budget: the same noise model as PALM's
+    noise_sd = CurvePosterior.noise_sd
 
 
 def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple = ()) -> FamilyPosterior:
