@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,6 +83,13 @@ def lfo_score(post, rows: pd.DataFrame, held: np.ndarray, last: float, kappa: fl
     return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
 
 
+def fit_members(sampler, curves: list, family: str, keys: list[tuple], pooling: bool) -> list:
+    """One family's posteriors for the curves of one group: their ceiling pooled, or each curve alone."""
+    if pooling:
+        return sample_family_group(sampler, curves, family, keys)
+    return [sample_family(sampler, c, family, k) for c, k in zip(curves, keys, strict=True)]
+
+
 def fit_set(a, name: str, task, families: list[str]) -> dict:
     pilot, truth, targets = fb.dev_pilots(a, name, task)
     scale = pilot.attrs.get("scale") or pdata.check_scale(pilot, "pilot")
@@ -102,10 +110,8 @@ def fit_set(a, name: str, task, families: list[str]) -> dict:
         keys = [m[0] for m in members]
         for fam in families:
             t0 = time.perf_counter()
-            posts = sample_family_group(sampler, [m[5] for m in members], fam, keys) if a.pooling else \
-                [sample_family(sampler, m[5], fam, m[0]) for m in members]
-            lfos = sample_family_group(sampler, [m[6] for m in members], fam, [(*k, "lfo") for k in keys]) \
-                if a.pooling else [sample_family(sampler, m[6], fam, (*m[0], "lfo")) for m in members]
+            posts = fit_members(sampler, [m[5] for m in members], fam, keys, a.pooling)
+            lfos = fit_members(sampler, [m[6] for m in members], fam, [(*k, "lfo") for k in keys], a.pooling)
             secs = (time.perf_counter() - t0) / len(members)
             for (key, rows, budgets, held, kept, _, _), post, lfo in zip(members, posts, lfos, strict=True):
                 k = "/".join(key)
@@ -132,9 +138,9 @@ def fit_set(a, name: str, task, families: list[str]) -> dict:
     return out
 
 
-def log_mean_exp(v: np.ndarray, axis=None) -> np.ndarray:
-    m = np.max(v, axis=axis, keepdims=True)
-    return np.squeeze(m, axis=axis) + np.log(np.mean(np.exp(v - m), axis=axis))
+def log_mean_exp(v: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log of the mean of exp(v) along ``axis``."""
+    return logsumexp(v, axis=axis) - np.log(v.shape[axis])
 
 
 def stacking_weights(lp: np.ndarray, steps: int = 200) -> np.ndarray:
