@@ -11,7 +11,8 @@ from palm_bayes import data
 from palm_bayes.diagnostics import sampler_runs
 from palm_bayes.discrepancy import DISCREPANCY
 from palm_bayes.errors import InputError
-from palm_bayes.forecast import DEFAULT_POOLING, Forecaster, print_progress
+from palm_bayes.families import FAMILIES
+from palm_bayes.forecast import DEFAULT_FAMILIES, DEFAULT_POOLING, Forecaster, print_progress
 from palm_bayes.model import GEOMETRIES, LIKELIHOODS
 from palm_bayes.outputs import OutputDir
 from palm_bayes.parallel import check_jobs
@@ -54,6 +55,10 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
                    help=f"share information between the methods of one dataset/model: ceiling (one joint model, "
                    f"A_max partially pooled), full (delta, alpha, beta pooled too) or none (every curve alone); "
                    f"default {DEFAULT_POOLING}")
+    g.add_argument("--families", default=DEFAULT_FAMILIES, metavar="LIST",
+                   help=f"curve families to forecast with, comma-separated, palm among them (from "
+                   f"{', '.join(FAMILIES)}); the forecast mixes them with equal weights (default "
+                   f"{DEFAULT_FAMILIES}: PALM alone)")
     g.add_argument("--group-sampler", choices=GROUP_SAMPLERS, default="two-stage",
                    help="how a pooled ceiling is sampled (same posterior): two-stage (default: each method alone, "
                    "then the group by importance resampling) or joint (one NUTS run over the group, the reference)")
@@ -124,7 +129,7 @@ def forecaster_from_args(args: argparse.Namespace) -> Forecaster:
                       likelihood=args.likelihood, geometry=args.geometry, a_max_below=args.a_max_below,
                       discrepancy=DISCREPANCY if args.discrepancy is None else args.discrepancy,
                       a_max_range=args.a_max_prior, pooling=args.pooling,
-                      group_sampler=args.group_sampler, jobs=check_jobs(args.jobs),
+                      group_sampler=args.group_sampler, jobs=check_jobs(args.jobs), families=args.families,
                       scheduler=args.dask_scheduler,
                       progress=None if args.quiet else print_progress)
 

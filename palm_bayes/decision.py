@@ -243,13 +243,19 @@ class CurveDraws:
     n_runs: int = 1
     observed_budgets: np.ndarray | None = None
     observed_means: np.ndarray | None = None
+    #: the mean curve per draw (rows) and budget (columns) on the score scale, for draws of a mixture of curve
+    #: families (:class:`palm_bayes.ensemble.CurveMixture`); None: the PALM form of (A_max, delta, alpha, beta)
+    curve: Callable[[np.ndarray], np.ndarray] | None = None
     _paths: dict = field(default_factory=dict, init=False, repr=False)  # per horizon: (grid, mean-curve paths)
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
         """A(B) per draw (rows) and budget (columns), with the extrapolation discrepancy beyond the data."""
         B = np.asarray(budgets, dtype=float)
-        mu = budget_curve(B[None, :], self.A_max[:, None], self.delta[:, None], self.alpha[:, None],
-                          self.beta[:, None], b=self.b)
+        if self.curve is not None:
+            mu = self.curve(B)
+        else:
+            mu = budget_curve(B[None, :], self.A_max[:, None], self.delta[:, None], self.alpha[:, None],
+                              self.beta[:, None], b=self.b)
         if self.discrepancy <= 0:
             return mu
         rng = np.random.default_rng(self.seed)  # the same paths for the same budgets, call after call
@@ -265,7 +271,13 @@ class CurveDraws:
         """
         if target <= 0:
             return np.zeros_like(self.A_max)
-        exact = np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
+        if self.curve is not None:  # no closed-form inverse: the first whole-episode budget at τ
+            exact = self._first_on_grid(target, self.b, self.current_budget)
+            if self.discrepancy <= 0:
+                top = float(horizon) if horizon is not None else 4 * self.current_budget
+                return np.where(np.isfinite(exact), exact, self._first_on_grid(target, self.current_budget, top))
+        else:
+            exact = np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
         if self.discrepancy <= 0:
             return exact
         top = float(horizon) if horizon is not None else 4 * self.current_budget
@@ -276,6 +288,14 @@ class CurveDraws:
         hit = path >= target
         on_path = np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
         return np.where(exact <= self.current_budget, exact, on_path)
+
+    def _first_on_grid(self, target: float, start: float, stop: float) -> np.ndarray:
+        """Per draw, the first budget of :func:`budget_grid` from ``start`` to ``stop`` where the mean curve
+        (without the discrepancy) is at ``target``; ``inf`` if none."""
+        grid = budget_grid(start, max(stop, start), self.b)
+        mu = self.curve(grid)
+        hit = mu >= target
+        return np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
 
     def measured_reach(self, target: float, max_budget: float) -> tuple[np.ndarray, np.ndarray]:
         """Per draw, the first budget at which the *measured* mean over the runs is at ``target`` (``inf`` if not
@@ -566,6 +586,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
     dt = s.window_half_width(scale)
     keys = [k for k in fc.keys() if keys is None or k in keys]
     rows, passage_draws, reach = [], {}, {}
+    top = scale_max(scale)
     for key in keys:
         seen = fc.observed(key)
         means = seen.groupby("budget")["score"].mean().sort_index()
@@ -587,16 +608,24 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
             r.update(target=s.target, current_budget=now, current_mean=current, max_budget=max_budget,
                      p_reach=np.nan, status="failed", note=fc.failures.get(key, ""))
         else:
-            flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
-            draws = CurveDraws(flat["A_max"] * scale_max(scale), flat["delta"], flat["alpha"], flat["beta"],
+            mix = fc.mixture(key)
+            if mix is None:
+                flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
+                curve, source = None, post
+            else:  # a mixture of curve families: its mean curve, no PALM parameters per draw
+                flat = {"A_max": mix.flat("A_max"), **dict.fromkeys(("delta", "alpha", "beta"),
+                                                                    np.full(len(mix.flat("A_max")), np.nan))}
+                curve, source = (lambda B, mix=mix: mix.mean_curve(B) * top), mix
+            draws = CurveDraws(flat["A_max"] * top, flat["delta"], flat["alpha"], flat["beta"],
                                b=post.b, current_budget=now, current_mean=current,
                                ess=float(post.diagnostics.ess_bulk.min()), discrepancy=fc.discrepancy,
-                               scale_top=scale_max(scale), seed=curve_seed(fc.settings.seed, key) + 5,
-                               noise_sd=lambda B, post=post: post.noise_sd(B) * scale_max(scale),
+                               scale_top=top, seed=curve_seed(fc.settings.seed, key) + 5,
+                               noise_sd=lambda B, source=source: source.noise_sd(B) * top, curve=curve,
                                n_runs=int(seen["run"].nunique()), observed_budgets=means.index.to_numpy(),
                                observed_means=means.to_numpy())
             row, passage, grid = curve_decision(draws, s, scale, max_budget)
-            r.update(row, status="warning" if post.warnings else "ok", note="; ".join(post.warnings))
+            warns = fc.curve_warnings(key)
+            r.update(row, status="warning" if warns else "ok", note="; ".join(warns))
             passage_draws[key] = passage  # first passage of the measured mean, per draw
             reach[key] = (grid, p_reach_by(passage, grid))
         rows.append(r)

@@ -1,7 +1,11 @@
-"""Several curve families fitted to one curve (:mod:`palm_bayes.families`), sampled with PALM's engine.
+"""Several curve families fitted to one curve (:mod:`palm_bayes.families`), sampled with PALM's engine, and the
+forecast draws of their weighted mixture.
 
-Work in progress (issue 14): the families' posteriors and their mean-curve draws, for the benchmark that decides
-how to weight them (``benchmarks/family_benchmark.py``). Not yet used by the command line.
+:class:`~palm_bayes.forecast.Forecaster` (``families=...``, ``--families`` on the command line) samples PALM's own
+model (:mod:`palm_bayes.engine`) and every other family named here (:func:`sample_family`, or
+:func:`sample_family_group` for a pooled ceiling), then forecasts from :class:`CurveMixture`: each family's draws in
+proportion to its weight (:func:`mixture_weights`). ``benchmarks/family_benchmark.py`` compares families and weighting
+rules on the development sets.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import _compat
+from .curve import budget_curve
 from .diagnostics import diagnostics_table, health_warnings
 from .engine import RETRY_DRAWS, CurvePosterior, PalmSampler, curve_seed, healthiest
 from .families import check_family, family_curve
@@ -23,6 +28,8 @@ from .pooling import GroupData, resampled, two_stages
 FAMILY_LADDER = ((0.9, None, 1), (0.97, 1000, RETRY_DRAWS), (0.99, 1000, RETRY_DRAWS))
 #: what is kept per draw
 FAMILY_PARAMS = ("A_max", "eta1", "p", "q", "sigma", "tau", "gamma")
+#: the family whose own model (:mod:`palm_bayes.model`) is sampled by :class:`~palm_bayes.engine.PalmSampler`
+PALM = "palm"
 
 
 @dataclass
@@ -94,3 +101,99 @@ def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: s
         draws, diag = resampled(post, index, ess, shape)
         out.append(replace(post, draws=draws, diagnostics=diag, warnings=health_warnings(diag, post.divergences)))
     return out
+
+
+def check_families(families: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The families of a mixture as a tuple (a comma-separated text is split); ValueError for an unknown or
+    repeated name, or a set without ``palm`` (PALM's parameters are the interpretable summary every output
+    keeps)."""
+    names = tuple(f.strip() for f in families.split(",")) if isinstance(families, str) else tuple(families)
+    for name in names:
+        check_family(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"families {','.join(names)}: a family is named twice")
+    if PALM not in names:
+        raise ValueError(f"families {','.join(names)}: expected a set that includes {PALM} (its parameters are "
+                         "the summary params.csv keeps)")
+    return names
+
+
+def mixture_weights(families: list[str]) -> dict[str, float]:
+    """Weight of each family sampled for one curve (they sum to 1): equal. No tuned constant; on the development
+    benchmark no leave-future-out weighting (pseudo-BMA, stacking) carried over between the sets better
+    (docs/benchmarks.md, 2026-12-07)."""
+    return {f: 1.0 / len(families) for f in families}
+
+
+def draw_counts(weights: dict[str, float], total: int) -> dict[str, int]:
+    """How many of ``total`` mixture draws each family gives: ``total`` × weight, rounded so that they add up
+    (largest remainders; ties to the earlier family)."""
+    w = np.array(list(weights.values()), dtype=float)
+    exact = w / w.sum() * total
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return dict(zip(weights, counts.tolist(), strict=True))
+
+
+def spread(n: int, available: int) -> np.ndarray:
+    """``n`` draw indices spread evenly over ``available`` flattened (chain, draw) draws: deterministic, so a
+    reload picks the same draws, and the same for every curve of a pooled group (joint draws stay paired)."""
+    return np.floor(np.arange(n) * (available / n)).astype(int) if n else np.zeros(0, dtype=int)
+
+
+@dataclass
+class CurveMixture:
+    """The forecast draws of one curve: PALM's posterior (:class:`~palm_bayes.engine.CurvePosterior`) and each
+    other family's (:class:`FamilyPosterior`), each giving draws in proportion to its weight.
+
+    ``weights`` names every family mixed (PALM included); the total is PALM's number of draws. Quantities are per
+    mixture draw on the fraction scale, the families in the order of ``weights``.
+    """
+
+    palm: CurvePosterior
+    members: dict[str, FamilyPosterior]
+    weights: dict[str, float]
+
+    def __post_init__(self):
+        total = self.palm.draws["A_max"].size
+        counts = draw_counts(self.weights, total)
+        self.picks = {f: spread(n, self._source(f)["A_max"].size) for f, n in counts.items()}
+
+    def _source(self, family: str) -> dict[str, np.ndarray]:
+        return self.palm.draws if family == PALM else self.members[family].draws
+
+    def flat(self, name: str) -> np.ndarray:
+        """One quantity every family has (``A_max``, ``sigma``, ``tau``, ``gamma``) per mixture draw."""
+        return np.concatenate([self._source(f)[name].reshape(-1)[i] for f, i in self.picks.items()])
+
+    def family_of_draw(self) -> np.ndarray:
+        """The family each mixture draw comes from."""
+        return np.concatenate([np.full(len(i), f, dtype=object) for f, i in self.picks.items()])
+
+    def family_curves(self, budgets: np.ndarray) -> dict[str, np.ndarray]:
+        """Each family's share of the mixture draws (draws × budgets) of the mean curve, fraction scale (no
+        extrapolation discrepancy)."""
+        B = np.asarray(budgets, dtype=float)
+        out = {}
+        for f, i in self.picks.items():
+            if f == PALM:
+                d = {k: self.palm.draws[k].reshape(-1)[i][:, None] for k in ("A_max", "delta", "alpha", "beta")}
+                out[f] = budget_curve(B[None, :], d["A_max"], d["delta"], d["alpha"], d["beta"], b=self.palm.b)
+            else:
+                out[f] = self.members[f].mean_curve(B)[i]
+        return out
+
+    def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
+        """Draws (mixture draws × budgets) of the mean curve, fraction scale (no extrapolation discrepancy)."""
+        return np.concatenate(list(self.family_curves(budgets).values()))
+
+    def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
+        """Observation-noise sd per mixture draw and budget, fraction scale."""
+        return np.concatenate([(self.palm if f == PALM else self.members[f]).noise_sd(budgets)[i]
+                               for f, i in self.picks.items()])
+
+    @property
+    def warnings(self) -> list[str]:
+        """PALM's sampler warnings and each other family's, named."""
+        return [*self.palm.warnings, *(f"{f}: {w}" for f, m in self.members.items() for w in m.warnings)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .curve import budget_curve, on_scale
 from .data import CURVE_KEYS, check_scale, iter_curves, scale_max
 from .discrepancy import DISCREPANCY, with_discrepancy
 from .engine import CurvePosterior, PalmSampler, SamplerSettings, curve_seed
+from .ensemble import PALM, CurveMixture, FamilyPosterior, check_families, mixture_weights, sample_family_group
 from .errors import InputError, first_line
 from .model import PARAMS, AMaxPrior, CurveData
 from .outputs import OutputDir
@@ -35,6 +36,8 @@ FORECAST_COLUMNS = ["dataset", "model", "method", "budget", "observed", "point",
 GROUP_ROW = "(group)"
 #: Default of ``--pooling`` (chosen on the development benchmark; docs/benchmarks.md).
 DEFAULT_POOLING = "ceiling"
+#: Default of ``--families`` (docs/benchmarks.md).
+DEFAULT_FAMILIES = PALM
 Key = tuple[str, str, str]
 
 
@@ -90,6 +93,13 @@ class Forecaster:
         the PALM form by a Brownian motion in log budget, sd = κ √log(B / B_last) on the fraction scale
         (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`; default set on the development sets). 0 turns it
         off: the bands then assume the PALM form holds exactly far beyond the data.
+    families : str or sequence of str
+        Curve families to forecast with (:mod:`palm_bayes.families`), e.g. ``("palm", "mmf4")`` or
+        ``"palm,mmf4"``; ``palm`` must be among them. Each is sampled per curve (PALM by its own model, the others
+        by :func:`palm_bayes.ensemble.sample_family`, with the same ceiling pooling), and the forecast, bands and
+        decisions come from their equally weighted mixture (:class:`palm_bayes.ensemble.CurveMixture`).
+        ``("palm",)``, the default, is the PALM-only forecast. Other families take the Normal likelihood without
+        AR(1) or misfit terms, and ``pooling`` "ceiling" or "none".
     pooling : {"ceiling", "full", "none"}
         How the methods of one (dataset, model) group share information (:mod:`palm_bayes.pooling`): one joint
         model per group with A_max partially pooled (``"ceiling"``), with δ, α, β pooled too (``"full"``), or
@@ -119,6 +129,8 @@ class Forecaster:
         group share draw indices: draw i of each is one joint draw.
     groups : dict
         ``{(dataset, model): GroupPosterior}`` for every group fitted jointly (its group-level draws).
+    members : dict
+        ``{key: {family: FamilyPosterior}}``: the other families' posteriors of each curve (empty for PALM alone).
     point_fits : dict
         ``{key: PointFit}``, the robust least-squares fit of the same data.
     failures : dict
@@ -133,7 +145,8 @@ class Forecaster:
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,
                  pooling: str = DEFAULT_POOLING, group_sampler: str = "two-stage", jobs: int = 1, scheduler=None,
-                 backend: str | None = None, progress: Callable | None = None):
+                 backend: str | None = None, progress: Callable | None = None,
+                 families: str | Iterable[str] = DEFAULT_FAMILIES):
         self.settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed,
                                         target_accept=target_accept, likelihood=likelihood,
                                         noise_trend=noise_trend, low_rank=low_rank, misfit=misfit, loo=loo,
@@ -147,6 +160,16 @@ class Forecaster:
         if pooling not in POOLING:
             raise InputError(f"--pooling {pooling}: expected one of {', '.join(POOLING)}")
         self.pooling = pooling
+        try:
+            self.families = check_families(families)
+        except ValueError as e:
+            raise InputError(f"--families: {e}") from None
+        if len(self.families) > 1 and not self.settings.marginalised:
+            raise InputError(f"--families {','.join(self.families)}: families other than palm take the Normal "
+                             "likelihood without AR(1) or misfit terms; use --families palm with those")
+        if len(self.families) > 1 and pooling == "full":
+            raise InputError(f"--families {','.join(self.families)}: families other than palm pool the ceiling "
+                             "only; use --pooling ceiling or none")
         self.jobs = jobs
         self.scheduler = scheduler
         self.backend = backend
@@ -156,6 +179,7 @@ class Forecaster:
         self.point_fits: dict[Key, PointFit] = {}
         self.failures: dict[Key, str] = {}
         self.groups: dict[tuple[str, str], GroupPosterior] = {}
+        self.members: dict[Key, dict[str, FamilyPosterior]] = {}
         self.history: pd.DataFrame | None = None
         self.scale: str | None = None
 
@@ -172,7 +196,7 @@ class Forecaster:
         prior = self.a_max_prior()
         # workers side by side share the cores: each samples its chains on its share (a Dask worker on one); with
         # fewer tasks than jobs (one pooled group, say) the workers that run get the idle ones' share too
-        tasks = fit_tasks(df, self.scale, self.settings, self.backend, prior, self.pooling)
+        tasks = fit_tasks(df, self.scale, self.settings, self.backend, prior, self.pooling, self.families)
         workers = min(self.jobs, len(tasks))
         if self.scheduler is not None or workers > 1:
             cores = 1 if self.scheduler is not None else max(1, available_cores() // workers)
@@ -197,10 +221,16 @@ class Forecaster:
             self.point_fits[key] = r.point_fit
             if r.posterior is not None:
                 self.posteriors[key] = r.posterior
+                if r.members:
+                    self.members[key] = r.members
             else:
                 self.failures[key] = r.failure
+            if r.member_failures:
+                self.notes[key] = "; ".join(f"family {f} failed ({m}); the forecast mixes the others"
+                                            for f, m in r.member_failures.items())
             if prior.below is not None and r.best >= prior.below:
-                self.notes[key] = (f"--a-max-below {prior.below * f:g} is below the best observed mean "
+                self.notes[key] = (self.notes[key] + "; " if key in self.notes else "") + (
+                                   f"--a-max-below {prior.below * f:g} is below the best observed mean "
                                    f"{r.best * f:.4g} of {'/'.join(key)}: the ceiling forces the curve under "
                                    "scores it already reached")
         self.groups = {g: self.groups[g] for g in dict.fromkeys(k[:2] for k in self.keys()) if g in self.groups}
@@ -241,8 +271,13 @@ class Forecaster:
         post = self.posteriors[key]
         d = {k: v.reshape(-1) for k, v in post.draws.items()}
         B = np.asarray(budgets, dtype=float)[None, :]
-        mu = budget_curve(B, d["A_max"][:, None], d["delta"][:, None], d["alpha"][:, None], d["beta"][:, None],
-                          b=post.b)
+        mix = self.mixture(key)
+        if mix is None:
+            mu = budget_curve(B, d["A_max"][:, None], d["delta"][:, None], d["alpha"][:, None], d["beta"][:, None],
+                              b=post.b)
+            tau, noise_sd = d["tau"], post.noise_sd
+        else:  # families other than PALM: the Normal likelihood, no misfit term (checked in __init__)
+            mu, tau, noise_sd = mix.mean_curve(B[0]), mix.flat("tau"), mix.noise_sd
         if self.discrepancy > 0:
             # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
             disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
@@ -255,10 +290,28 @@ class Forecaster:
         if predictive:
             rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 1)
             n = mu.shape[0]
-            run = d["tau"][:, None] * rng.standard_normal((n, 1))
+            run = tau[:, None] * rng.standard_normal((n, 1))
             noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
-            mu = mu + run + post.noise_sd(np.asarray(budgets, dtype=float)) * noise
+            mu = mu + run + noise_sd(np.asarray(budgets, dtype=float)) * noise
         return on_scale(mu) * scale_max(post.scale)
+
+    def mixture(self, key: Key) -> CurveMixture | None:
+        """The mixture of families a curve's forecast draws come from (``None`` for PALM alone)."""
+        members = self.members.get(key)
+        if not members or key not in self.posteriors:
+            return None
+        return CurveMixture(self.posteriors[key], members, self.weights(key))
+
+    def weights(self, key: Key) -> dict[str, float]:
+        """Each family's weight in a curve's forecast (the families that sampled; :func:`mixture_weights`)."""
+        if key not in self.posteriors:
+            return {}
+        return mixture_weights([PALM, *self.members.get(key, {})])
+
+    def curve_warnings(self, key: Key) -> list[str]:
+        """Sampler warnings of a curve: PALM's, and each other family's (named)."""
+        mix = self.mixture(key)
+        return mix.warnings if mix is not None else list(self.posteriors[key].warnings)
 
     def prior_draws(self, key: Key, budgets: np.ndarray, draws: int = 500) -> dict[str, np.ndarray]:
         """Prior predictive check: draws (draws × budgets) of the mean curve (``"mean"``) and of one new run's
@@ -319,7 +372,7 @@ class Forecaster:
                         out["lower"], out["upper"], out["pred_lower"], out["pred_upper"] = lo, hi, plo, phi
                     out[f"lower_{tag}"], out[f"upper_{tag}"] = lo, hi
                     out[f"pred_lower_{tag}"], out[f"pred_upper_{tag}"] = plo, phi
-                out["status"] = "ok" if not self.posteriors[key].warnings else "warning"
+                out["status"] = "ok" if not self.curve_warnings(key) else "warning"
             else:
                 for c in ("mean", "median", "lower", "upper", "pred_lower", "pred_upper", "sd"):
                     out[c] = np.nan
@@ -362,6 +415,10 @@ class Forecaster:
                              r_hat=diag.r_hat, ess_bulk=diag.ess_bulk, ess_tail=diag.ess_tail,
                              divergences=post.divergences, b=post.b)
                 rows.append(r)
+            if len(self.families) > 1:
+                for family, w in self.weights(key).items():
+                    rows.append(dict(zip(CURVE_KEYS, key, strict=True), param=f"weight_{family}", point=np.nan,
+                                     point_note="", mean=w, median=w, sd=0.0, lower=w, upper=w))
         for (dataset, model), g in self.groups.items():
             for name, v in g.draws.items():
                 d = v.reshape(-1) * (scale_max(self.scale) if name == "A_max_group" else 1.0)
@@ -386,16 +443,18 @@ class Forecaster:
                 r.update(status="failed", message=self.failures.get(key, ""))
             else:
                 d = post.diagnostics
-                r.update(status="warning" if post.warnings else "ok", max_r_hat=d.r_hat.max(),
+                warns = self.curve_warnings(key)
+                r.update(status="warning" if warns else "ok", max_r_hat=d.r_hat.max(),
                          min_ess_bulk=d.ess_bulk.min(), min_ess_tail=d.ess_tail.min(),
                          divergences=post.divergences, seconds=post.seconds, geometry=post.geometry,
                          target_accept=post.target_accept,
                          pooling=self.pooling if key[:2] in self.groups else "none",
-                         message="; ".join([*post.warnings, *([self.notes[key]] if key in self.notes else [])]))
+                         families=", ".join(f"{f} {w:.2f}" for f, w in self.weights(key).items()),
+                         message="; ".join([*warns, *([self.notes[key]] if key in self.notes else [])]))
             r["a_max_prior"] = prior
             rows.append(r)
         cols = [*CURVE_KEYS, "status", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "seconds",
-                "geometry", "target_accept", "pooling", "a_max_prior", "message"]
+                "geometry", "target_accept", "pooling", "a_max_prior", "families", "message"]
         return pd.DataFrame(rows, columns=cols)
 
     def loo(self) -> pd.DataFrame:
@@ -435,6 +494,7 @@ class FitTask:
     backend: str | None
     prior: AMaxPrior
     pooling: str = "none"
+    families: tuple[str, ...] = (PALM,)
 
 
 @dataclass
@@ -447,6 +507,8 @@ class CurveFit:
     failure: str | None
     seconds: float
     best: float
+    members: dict[str, FamilyPosterior] = field(default_factory=dict)
+    member_failures: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -458,17 +520,17 @@ class TaskFit:
 
 
 def fit_tasks(df: pd.DataFrame, scale: str, settings: SamplerSettings, backend: str | None, prior: AMaxPrior,
-              pooling: str) -> list[FitTask]:
+              pooling: str, families: tuple[str, ...] = (PALM,)) -> list[FitTask]:
     """The fitting work for a tidy table: one task per curve, or per (dataset, model) group of two or more
     methods when pooled (a one-method group is a curve task: the single-curve model)."""
     curves = [(key, rows[["run", "budget", "score"]].reset_index(drop=True)) for key, rows in iter_curves(df)]
     if pooling == "none":
-        return [FitTask([k], [r], scale, settings, backend, prior) for k, r in curves]
+        return [FitTask([k], [r], scale, settings, backend, prior, families=families) for k, r in curves]
     groups: dict[tuple[str, str], list] = {}
     for k, r in curves:
         groups.setdefault(k[:2], []).append((k, r))
     return [FitTask([k for k, _ in g], [r for _, r in g], scale, settings, backend, prior,
-                    pooling if len(g) > 1 else "none") for g in groups.values()]
+                    pooling if len(g) > 1 else "none", families) for g in groups.values()]
 
 
 def fit_task(task: FitTask) -> TaskFit:
@@ -487,10 +549,24 @@ def fit_task(task: FitTask) -> TaskFit:
                                  [k[2] for k in task.keys])
             posteriors = group.curves
     except Exception as e:  # a failed curve (or group) is reported; the others still finish
-        failure = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+        failure = _message(e)
+    members: list[dict] = [{} for _ in data]
+    member_failures: list[dict] = [{} for _ in data]
+    for family in (f for f in task.families if f != PALM and failure is None):
+        try:  # the same ceiling pooling as PALM's (a one-method task is fitted alone)
+            for m, post in enumerate(sample_family_group(sampler, data, family, task.keys, task.prior)):
+                members[m][family] = post
+        except Exception as e:  # the forecast mixes the families that sampled
+            for fails in member_failures:
+                fails[family] = _message(e)
     seconds = (time.perf_counter() - t0) / len(data)
-    return TaskFit([CurveFit(pt, post, failure, seconds, cd.best)
-                    for pt, post, cd in zip(points, posteriors, data, strict=True)], group)
+    return TaskFit([CurveFit(pt, post, failure, seconds, cd.best, mem, fails)
+                    for pt, post, cd, mem, fails in zip(points, posteriors, data, members, member_failures,
+                                                        strict=True)], group)
+
+
+def _message(e: Exception) -> str:
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def print_progress(i: int, n: int, key: Key, seconds: float) -> None:

@@ -1,8 +1,10 @@
 """Saving and loading a fitted :class:`~palm_bayes.forecast.Forecaster`: one ArviZ-readable NetCDF file.
 
 Groups: ``posterior`` (dims curve, chain, draw), ``observed_data`` (the fitted tidy rows), ``constant_data``
-(per-curve b, point fit, divergences, seconds, geometry, target_accept) and, for pooled fits, ``group_posterior``
-(the group-level draws, dims group, chain, draw); the settings in the file's attributes. Kept apart from the
+(per-curve b, point fit, divergences, seconds, geometry, target_accept), for pooled fits ``group_posterior``
+(the group-level draws, dims group, chain, draw) and, when curve families other than PALM were fitted,
+``family_posterior`` (dims member, chain, draw: one member per curve and family, with its sampler diagnostics);
+the settings and the families' weights in the file's attributes. Kept apart from the
 model, as Prophet keeps ``serialize.py`` apart from its forecaster.
 """
 
@@ -21,6 +23,7 @@ from . import __version__
 from .data import CURVE_KEYS
 from .diagnostics import diagnostics_table, health_warnings
 from .engine import CurvePosterior, SamplerSettings
+from .ensemble import FAMILY_PARAMS, FamilyPosterior
 from .errors import InputError
 from .model import PARAMS
 from .outputs import OutputDir
@@ -80,7 +83,9 @@ def save_forecaster(fc: Forecaster, out: OutputDir | str | Path, name: str = POS
     )
     meta = {"palm_bayes_version": __version__, "scale": fc.scale, "settings": asdict(fc.settings),
             "a_max_below": fc.a_max_below, "a_max_range": fc.a_max_range, "discrepancy": fc.discrepancy,
-            "pooling": fc.pooling, "joint_groups": len(fc.groups), "keys": [list(k) for k in all_keys]}
+            "pooling": fc.pooling, "joint_groups": len(fc.groups), "keys": [list(k) for k in all_keys],
+            "families": list(fc.families), "family_members": sum(len(m) for m in fc.members.values()),
+            "weights": {"/".join(k): fc.weights(k) for k in keys if k in fc.members}}
     post.attrs["palm_bayes"] = json.dumps(meta)
 
     def write(path: Path) -> None:
@@ -89,6 +94,8 @@ def save_forecaster(fc: Forecaster, out: OutputDir | str | Path, name: str = POS
         const.to_netcdf(path, group="constant_data", engine="h5netcdf", mode="a")
         if fc.groups:
             groups_dataset(fc.groups).to_netcdf(path, group="group_posterior", engine="h5netcdf", mode="a")
+        if fc.members:
+            members_dataset(fc.members).to_netcdf(path, group="family_posterior", engine="h5netcdf", mode="a")
 
     return out.write_with(name, write)
 
@@ -112,13 +119,16 @@ def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Fo
         meta = json.loads(post.attrs["palm_bayes"])
         groups = (xr.open_dataset(p, group="group_posterior", engine="h5netcdf").load()
                   if meta.get("joint_groups") else None)
+        members = (xr.open_dataset(p, group="family_posterior", engine="h5netcdf").load()
+                   if meta.get("family_members") else None)
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{p}: not a palm-bayes posterior file ({type(e).__name__})") from None
     s = meta["settings"]
     accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
     fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
              a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
-             discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"))
+             discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"),
+             families=tuple(meta.get("families", ["palm"])))
     fc.scale = meta["scale"]
     hist = observed.to_dataframe().reset_index(drop=True)
     fc.history = hist[[*CURVE_KEYS, "run", "budget", "score"]]
@@ -150,6 +160,13 @@ def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Fo
                                             if "target_accept" in const else s["target_accept"])
     if groups is not None:
         fc.groups = groups_from_dataset(groups, fc)
+    if members is not None:
+        fc.members = members_from_dataset(members)
+    for k, w in meta.get("weights", {}).items():  # the weights a reload mixes by are the ones it was saved with
+        key = tuple(k.split("/"))
+        if key in fc.members and fc.weights(key) != w:
+            raise InputError(f"{p}: the saved weights of {k} differ from this version's ({w} vs "
+                             f"{fc.weights(key)}); refit with this version")
     return fc
 
 
@@ -205,6 +222,41 @@ def groups_from_dataset(ds, fc: Forecaster) -> dict[tuple[str, str], GroupPoster
                                 seconds=float(ds["seconds"].values[j]), pooling=fc.pooling,
                                 target_accept=float(ds["target_accept"].values[j]),
                                 warnings=health_warnings(own, ndiv))
+    return out
+
+
+def members_dataset(members: dict[tuple, dict[str, FamilyPosterior]]):
+    """The other curve families' posteriors as one xarray Dataset (dims member, chain, draw; one member per
+    curve and family), with each member's b, first budget, sampler diagnostics and time."""
+    import xarray as xr
+
+    items = [(k, f, post) for k, fams in members.items() for f, post in fams.items()]
+    names = list(FAMILY_PARAMS)
+    diag = {c: [[post.diagnostics.set_index("param")[c].get(n, np.nan) for n in names] for _, _, post in items]
+            for c in DIAG_COLUMNS}
+    return xr.Dataset(
+        {**{n: (("member", "chain", "draw"), np.stack([post.draws[n] for _, _, post in items])) for n in names},
+         **{f"diag_{c}": (("member", "family_param"), np.asarray(v, dtype=float)) for c, v in diag.items()},
+         **{a: ("member", [getattr(post, a) for _, _, post in items])
+            for a in ("b", "x_first", "divergences", "seconds", "target_accept")}},
+        coords={"member": [f"{'/'.join(k)}|{f}" for k, f, _ in items], "family_param": names,
+                "dataset": ("member", [k[0] for k, _, _ in items]), "model": ("member", [k[1] for k, _, _ in items]),
+                "method": ("member", [k[2] for k, _, _ in items]), "family": ("member", [f for _, f, _ in items])})
+
+
+def members_from_dataset(ds) -> dict[tuple, dict[str, FamilyPosterior]]:
+    """Inverse of :func:`members_dataset`."""
+    out: dict[tuple, dict[str, FamilyPosterior]] = {}
+    names = [str(n) for n in ds["family_param"].values]
+    for j in range(ds.sizes["member"]):
+        key = tuple(str(ds[c].values[j]) for c in CURVE_KEYS)
+        family = str(ds["family"].values[j])
+        diag = pd.DataFrame({"param": names, **{c: ds[f"diag_{c}"].values[j] for c in DIAG_COLUMNS}})
+        ndiv = int(ds["divergences"].values[j])
+        out.setdefault(key, {})[family] = FamilyPosterior(
+            family, {n: np.asarray(ds[n].values[j]) for n in names}, float(ds["b"].values[j]),
+            float(ds["x_first"].values[j]), diag, ndiv, float(ds["seconds"].values[j]),
+            float(ds["target_accept"].values[j]), health_warnings(diag, ndiv))
     return out
 
 
