@@ -109,6 +109,7 @@ def check_sampling_flags(args: argparse.Namespace) -> None:
     for lv in args.level:
         if not 0 < lv < 1:
             raise InputError(f"--level {lv:g}: expected a level strictly between 0 and 1, e.g. 0.9")
+    forecaster_from_args(args)  # the settings' own checks (families, pooling, ...) before any input is read
 
 
 def load_input(args: argparse.Namespace):
