@@ -65,7 +65,8 @@ def pilot_fit(name: str, path: str, posterior: str | None, a, task):
         assert sorted(fc.keys()) == sorted(data.curve_keys(pilot)), f"{posterior} is not of the {name} pilots"
     else:
         fc = Forecaster(draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed,
-                        **({"pooling": a.pooling} if a.pooling else {})).fit(pilot)
+                        **({"pooling": a.pooling} if a.pooling else {}),
+                        **({"families": a.families} if a.families else {})).fit(pilot)
         (Path(a.out) / name).mkdir(parents=True, exist_ok=True)
         fc.save(Path(a.out) / name)
     if a.discrepancy is not None:
@@ -84,6 +85,8 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pooling", default=None, help="none, ceiling or full when fitting (default: the Forecaster's)")
+    ap.add_argument("--families", default=None, help="curve families when fitting, e.g. palm,mmf4 (default: the "
+                    "Forecaster's)")
     ap.add_argument("--discrepancy", type=float, default=None, help="decide with this extrapolation discrepancy")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "decision"))
     a = ap.parse_args()

@@ -49,6 +49,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--discrepancy", type=float, default=None,
                     help="scale of the extrapolation discrepancy (default: the model's)")
     ap.add_argument("--pooling", default=None, help="none, ceiling or full (default: the Forecaster's)")
+    ap.add_argument("--families", default=None, help="curve families to mix, e.g. palm,mmf4 (default: the "
+                    "Forecaster's)")
     ap.add_argument("--jobs", type=int, default=1, help="local worker processes for the per-curve fits")
     ap.add_argument("--dask-workers", type=int, default=0,
                     help="run the fits on a Dask LocalCluster with this many worker processes")
@@ -103,6 +105,8 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
         settings["discrepancy"] = a.discrepancy
     if a.pooling is not None:
         settings["pooling"] = a.pooling
+    if a.families is not None:
+        settings["families"] = a.families
     settings.update(variant or {})
     t0 = time.perf_counter()
     if a.dask_workers:
@@ -130,6 +134,7 @@ def run_set(a: argparse.Namespace, name: str, task, variant: dict | None = None)
         curves_rhat_gt_1_01=int((ok.max_r_hat > 1.01).sum()),
         curves_ess_bulk_lt_400=int((ok.min_ess_bulk < 400).sum()),
         healthy_fraction=float(((ok.divergences == 0) & (ok.max_r_hat <= 1.01) & (ok.min_ess_bulk >= 400)).mean()),
+        healthy_every_family=float((ok.status == "ok").mean()),  # PALM's run and every other family's
         wall_s_total=fit_s, wall_s_per_curve=fit_s / len(diag), sampling_s_per_curve=ok.seconds.sum() / max(len(ok), 1),
     )
     if a.loo:
