@@ -24,8 +24,13 @@ from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
 
-#: (target_accept, tuning steps, draws multiplier) of a family's first run and its retries
-FAMILY_LADDER = ((0.9, None, 1), (0.97, 1000, RETRY_DRAWS), (0.99, 1000, RETRY_DRAWS))
+#: (coordinates, target_accept, tuning steps, draws multiplier) of a family's first run and its retries. "levels"
+#: (:func:`palm_bayes.model.mmf4_levels`) where the family has them (MMF4), else "shape"; a curve already at its
+#: plateau through the pilot diverges in "levels" (the level ratio has a long tail there), and the last rung takes
+#: the family's own parameters at small steps, as PALM's ladder does (:mod:`palm_bayes.engine`)
+FAMILY_LADDER = (("levels", 0.9, None, 1), ("levels", 0.97, 1000, RETRY_DRAWS), ("shape", 0.99, 1000, RETRY_DRAWS))
+#: the families written in "levels" coordinates too
+LEVELS_FAMILIES = ("mmf4",)
 #: what is kept per draw
 FAMILY_PARAMS = ("A_max", "eta1", "p", "q", "sigma", "tau", "gamma")
 #: the family whose own model (:mod:`palm_bayes.model`) is sampled by :class:`~palm_bayes.engine.PalmSampler`
@@ -61,14 +66,16 @@ def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple
     :data:`FAMILY_LADDER` until a run is healthy; the healthiest run is kept."""
     check_family(family)
     s = sampler.settings
-    model, compiled = sampler.compiled(("family", family, pad_runs(data.n_runs), s.noise_trend),
-                                       lambda: build_family_model(family, pad_runs(data.n_runs), s.noise_trend))
-    values = {k: v for k, v in sampler._values(data).items() if k != "x_last"}
     seed = curve_seed(s.seed, (*key, family))
-    rungs = iter(FAMILY_LADDER)
+    ladder = [(g if family in LEVELS_FAMILIES else "shape", *rest) for g, *rest in FAMILY_LADDER]
+    rungs = iter(ladder)
 
-    def attempt(_geometry, accept):
-        _, tune, times = next(rungs)
+    def attempt(geometry, accept):
+        _, _, tune, times = next(rungs)
+        model, compiled = sampler.compiled(
+            ("family", family, geometry, pad_runs(data.n_runs), s.noise_trend),
+            lambda: build_family_model(family, pad_runs(data.n_runs), s.noise_trend, geometry))
+        values = {k: v for k, v in sampler._values(data).items() if k != "x_last" or geometry == "levels"}
         tune = s.tune if tune is None else max(tune, s.tune)
         t0 = time.perf_counter()
         result = sampler.draw(model, compiled, values, seed, accept, tune=tune, draws=times * s.draws)
@@ -78,7 +85,7 @@ def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple
         return FamilyPosterior(family, raw, data.b, data.x_first, diag, ndiv, time.perf_counter() - t0, accept,
                                health_warnings(diag, ndiv))
 
-    return healthiest(attempt, [(family, accept) for accept, _, _ in FAMILY_LADDER])
+    return healthiest(attempt, [(geometry, accept) for geometry, accept, _, _ in ladder])
 
 
 def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: str, keys: list[tuple],

@@ -235,12 +235,13 @@ def build_model(n_run_slots: int = 8, likelihood: str = "normal", noise_trend: b
     return model
 
 
-def build_family_model(family: str, n_run_slots: int = 8, noise_trend: bool = True):
+def build_family_model(family: str, n_run_slots: int = 8, noise_trend: bool = True, geometry: str = "shape"):
     """The PyMC model of one curve family of :mod:`palm_bayes.families` for one curve.
 
     A_max and η₁ (the level at the first budget) have PALM's priors (module docstring), the family's two shape
     parameters ``p``, ``q`` their own (:data:`palm_bayes.families.FAMILIES`), and the runs and the noise the same
     model as PALM's, offsets integrated out. The data are PALM's (``x_budget``, ``budget_index``, ``y``, ...).
+    ``geometry="levels"`` (MMF4 only) samples the same posterior in the coordinates of :func:`mmf4_levels`.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -248,13 +249,18 @@ def build_family_model(family: str, n_run_slots: int = 8, noise_trend: bool = Tr
     from .families import check_family, family_curve, prior_mean
 
     fam = check_family(family)
+    if geometry == "levels" and family != "mmf4":
+        raise ValueError(f"geometry 'levels' is written for the mmf4 family only, not {family!r}")
     with pm.Model() as model:
         x_budget, budget, y, run, x_first, a_prior = curve_data()
-        A_max = ceiling(*a_prior)
-        eta1 = pm.Normal("eta1", 0.0, ETA_SD)
-        first = 1.0 if family == "palm_log" else x_first  # the first budget on the family's own axis
-        p = pm.Normal("p", prior_mean(fam.p_prior[0], first, pt), fam.p_prior[1])
-        q = pm.Normal("q", *fam.q_prior)
+        if geometry == "levels":
+            A_max, eta1, p, q = mmf4_levels(*a_prior, x_first, pm.Data("x_last", 5.0), fam)
+        else:
+            A_max = ceiling(*a_prior)
+            eta1 = pm.Normal("eta1", 0.0, ETA_SD)
+            first = 1.0 if family == "palm_log" else x_first  # the first budget on the family's own axis
+            p = pm.Normal("p", prior_mean(fam.p_prior[0], first, pt), fam.p_prior[1])
+            q = pm.Normal("q", *fam.q_prior)
         tau, sd = noise_terms(x_budget, x_first, budget, noise_trend)
         mu = family_curve(family, x_budget, A_max, eta1, p, q, x_first, xp=pt)[budget]
         marginal_observations(y, mu, sd, tau, run, n_run_slots)
@@ -350,6 +356,27 @@ def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, et
     import pymc as pm
     import pytensor.tensor as pt
 
+    lv = level_coordinates(a_top, shape)
+    gap = lv["eta_last"] - lv["eta1"]
+    span = pt.log(x_last - x_first + pt.exp(log_base)) - log_base  # log((x_K + α) / (x_1 + α)) > 0
+    log_beta = pt.log(gap) - pt.log(span)
+    beta = pm.Deterministic("beta", pt.exp(log_beta))
+    prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), lv["logit_A"]) + pm.logp(pm.Normal.dist(*eta_prior), lv["eta1"])
+             + pm.logp(pm.Normal.dist(*beta_prior), log_beta))
+    # (logit A_max, eta1, eta_last) -> (logit A_max, eta1, log beta): d log beta / d eta_last = 1 / gap
+    pm.Potential("prior_levels", prior + (lv["log_jac"] - pt.log(gap)))
+    return a_top * lv["A_max"], beta, lv["eta1"]
+
+
+def level_coordinates(a_top, shape=None) -> dict:
+    """Inside a model: the free coordinates (``level_last``, ``level_ratio``, ``headroom``) of
+    :func:`levels_geometry` and what they give, in units of the A_max ceiling: ``A_max``, ``logit_A``, the shares
+    of A_max reached at the first and last budget and their complementary log-logs ``eta1`` and ``eta_last``, and
+    (the model's ``A_max``, on the scores' fraction scale, is kept as a Deterministic)
+    ``log_jac``, the log-Jacobian of (level_last, level_ratio, headroom) → (logit A_max, η₁, η_K)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     p, q, r = (pm.Flat(name, shape=shape) for name in ("level_last", "level_ratio", "headroom"))
     level_last = pm.math.sigmoid(p)
     # the headroom share h = (A_max - L_K) / (1 - L_K) = exp(-(exp(exp(r)) - 1)), computed in logs: on a plateau
@@ -366,21 +393,52 @@ def levels_geometry(a_top, a_mu, a_sd, log_base, x_first, x_last, shape=None, et
     share_first = share_last * pm.math.sigmoid(q)
     eta1 = pt.log(-pt.log1p(-share_first))
     eta_last = pt.log(-log_1m_share_last)
-    gap = eta_last - eta1
-    span = pt.log(x_last - x_first + pt.exp(log_base)) - log_base  # log((x_K + α) / (x_1 + α)) > 0
-    log_beta = pt.log(gap) - pt.log(span)
-    beta = pm.Deterministic("beta", pt.exp(log_beta))
-    logit_A = log_A - log_1mA
-    prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), logit_A) + pm.logp(pm.Normal.dist(*eta_prior), eta1)
-             + pm.logp(pm.Normal.dist(*beta_prior), log_beta))
 
     def log_dsigmoid(v):
         return -pt.softplus(-v) - pt.softplus(v)
 
-    # log-Jacobian of (p, q, r) -> (logit A_max, eta1, log beta): log|dh/dr| = log h + e^r + r, then the map from
+    # log-Jacobian of (p, q, r) -> (logit A_max, eta1, eta_last): log|dh/dr| = log h + e^r + r, then the map from
     # (L_K, L_1/L_K, h); log h - log(1 - share_last) = log A_max - log(1 - L_K) is taken out by hand, as the two
     # are huge and nearly equal on a plateau
     log_jac = (log_dsigmoid(p) + log_dsigmoid(q) + pt.exp(r) + r + pt.log(share_last) - log_A - log_1mA
-               - pt.log1p(-share_first) - eta1 - eta_last - pt.log(gap))
+               - pt.log1p(-share_first) - eta1 - eta_last)
+    return {"A_max": A_max, "logit_A": log_A - log_1mA, "eta1": eta1, "eta_last": eta_last,
+            "log_1m_share_first": pt.log1p(-share_first), "log_1m_share_last": log_1m_share_last,
+            "log_jac": log_jac}
+
+
+def mmf4_levels(a_top, a_mu, a_sd, x_first, x_last, fam):
+    """MMF4's prior (:func:`build_family_model`) sampled in coordinates the data pin down, as PALM's
+    :func:`levels_geometry`: the levels at the first and last budget and the headroom share of
+    :func:`level_coordinates`, and ``bend`` = ω.
+
+    MMF4's headroom left at x is exp(−H(x)) ∝ 1 / (1 + u·x^d), u = κ^(−d) (:mod:`palm_bayes.families`). Given
+    A_max and the two levels, the hazard gap G = H(x_K) − H(x₁) = log(1 − s₁) − log(1 − s_K) (s: shares of A_max) is
+    fixed, and every d > G / ℓ, ℓ = log(x_K / x₁), has exactly one κ with that gap:
+    u = (e^G − 1) / (x₁^d (e^(dℓ) − e^G)). So d = (G / ℓ)(1 + e^ω) and
+    p = log(κ / x₁) = [G + log(e^(Ge^ω) − 1) − log(e^G − 1)] / d. The log-Jacobian of (G, ω) → (log d, p) is
+    log σ(ω) + log|∂p/∂G| (d fixed), that of (η_K → G) is η_K; with :func:`level_coordinates`' the density is
+    exactly the "shape" one. Returns (A_max, η₁, p, q = log d).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    lv = level_coordinates(a_top)
+    omega = pm.Flat("bend")
+    gap = lv["log_1m_share_first"] - lv["log_1m_share_last"]
+    span = pt.log(x_last / x_first)
+    log_d = pt.log(gap) + pt.softplus(omega) - pt.log(span)
+
+    def log_expm1(v):
+        return v + pt.log1mexp(-v)
+
+    bent = gap * pt.exp(omega)  # d·ℓ − G > 0
+    p = (gap + log_expm1(bent) - log_expm1(gap)) * pt.exp(-log_d)
+    log_dp_dgap = -log_d + pt.logaddexp(-log_expm1(bent), -pt.log1mexp(-gap))
+    log_jac = lv["log_jac"] + lv["eta_last"] - pt.softplus(-omega) + log_dp_dgap
+    prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), lv["logit_A"]) + pm.logp(pm.Normal.dist(0.0, ETA_SD), lv["eta1"])
+             + pm.logp(pm.Normal.dist(fam.p_prior[0], fam.p_prior[1]), p)
+             + pm.logp(pm.Normal.dist(*fam.q_prior), log_d))
     pm.Potential("prior_levels", prior + log_jac)
-    return a_top * A_max, beta, eta1
+    return a_top * lv["A_max"], pm.Deterministic("eta1", lv["eta1"]), pm.Deterministic("p", p), \
+        pm.Deterministic("q", log_d)
