@@ -25,9 +25,9 @@ from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
 
 #: (coordinates, target_accept, tuning steps, draws multiplier) of a family's first run and its retries. "levels"
-#: (:func:`palm_bayes.model.mmf4_levels`) where the family has them (MMF4), else "shape"; a curve already at its
-#: plateau through the pilot diverges in "levels" (the level ratio has a long tail there), and the last rung takes
-#: the family's own parameters at small steps, as PALM's ladder does (:mod:`palm_bayes.engine`)
+#: (:func:`palm_bayes.model.mmf4_levels`) where the family has them (MMF4), else "shape"; a curve flat through its
+#: pilot diverges in "levels" (where the level ratio tends to 1 and A_max to the last level together), and the last
+#: rung takes the family's own parameters at small steps, as PALM's ladder does (:mod:`palm_bayes.engine`)
 FAMILY_LADDER = (("levels", 0.9, None, 1), ("levels", 0.97, 1000, RETRY_DRAWS), ("shape", 0.99, 1000, RETRY_DRAWS))
 #: the families written in "levels" coordinates too
 LEVELS_FAMILIES = ("mmf4",)
@@ -173,10 +173,6 @@ class CurveMixture:
     def flat(self, name: str) -> np.ndarray:
         """One quantity every family has (``A_max``, ``sigma``, ``tau``, ``gamma``) per mixture draw."""
         return np.concatenate([self._source(f)[name].reshape(-1)[i] for f, i in self.picks.items()])
-
-    def family_of_draw(self) -> np.ndarray:
-        """The family each mixture draw comes from."""
-        return np.concatenate([np.full(len(i), f, dtype=object) for f, i in self.picks.items()])
 
     def family_curves(self, budgets: np.ndarray) -> dict[str, np.ndarray]:
         """Each family's share of the mixture draws (draws × budgets) of the mean curve, fraction scale (no
