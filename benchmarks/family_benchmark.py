@@ -51,6 +51,7 @@ from palm_bayes.discrepancy import DISCREPANCY, with_discrepancy  # noqa: E402
 from palm_bayes.engine import PalmSampler, SamplerSettings, curve_seed  # noqa: E402
 from palm_bayes.ensemble import sample_family, sample_family_group  # noqa: E402
 from palm_bayes.families import FAMILIES  # noqa: E402
+from palm_bayes.forecast import new_run_scores  # noqa: E402
 from palm_bayes.model import CurveData  # noqa: E402
 
 
@@ -119,8 +120,7 @@ def fit_set(a, name: str, task, families: list[str]) -> dict:
                 rng = np.random.default_rng(curve_seed(a.seed, (*key, fam)))
                 mu = with_discrepancy(post.mean_curve(B), B, float(budgets[-1]), a.kappa, rng)
                 n = mu.shape[0]
-                pred = mu + (post.draws["tau"].reshape(-1)[:, None] * rng.standard_normal((n, 1))
-                             + post.noise_sd(B) * rng.standard_normal(mu.shape))
+                pred = new_run_scores(mu, post.draws["tau"].reshape(-1), post.noise_sd(B), rng)
                 pick = np.linspace(0, n - 1, a.keep).round().astype(int)
                 out["budgets"][k] = B
                 out["mean"][(k, fam)] = on_scale(mu[pick]).astype(np.float32)

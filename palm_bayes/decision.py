@@ -264,38 +264,29 @@ class CurveDraws:
     def budget_to_reach(self, target: float, horizon: float | None = None) -> np.ndarray:
         """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ.
 
-        Without the discrepancy this is the PALM inverse. With it, a draw whose PALM curve reaches τ by the last
+        Without the discrepancy this is the PALM inverse (for a mean curve given as ``curve``, which has none, the
+        first whole-episode budget where its path reaches τ). With it, a draw whose PALM curve reaches τ by the last
         observed budget keeps that answer (the discrepancy starts there); the others follow their mean-curve
         path on a whole-episode grid up to ``horizon`` (default 4 × the last observed budget; at most
         :data:`GRID_POINTS` budgets) and count as ``inf`` if it never reaches τ there.
         """
         if target <= 0:
             return np.zeros_like(self.A_max)
-        if self.curve is not None:  # no closed-form inverse: the first whole-episode budget at τ
-            exact = self._first_on_grid(target, self.b, self.current_budget)
-            if self.discrepancy <= 0:
-                top = float(horizon) if horizon is not None else 4 * self.current_budget
-                return np.where(np.isfinite(exact), exact, self._first_on_grid(target, self.current_budget, top))
+        if self.curve is not None:
+            # no closed-form inverse: up to the last observed budget, the first whole-episode budget at τ; beyond
+            # it, the mean-curve path below (without the discrepancy when κ = 0)
+            grid = budget_grid(self.b, max(self.current_budget, self.b), self.b)
+            exact = first_passage(self.curve(grid) >= target, grid)
         else:
             exact = np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
-        if self.discrepancy <= 0:
-            return exact
+            if self.discrepancy <= 0:
+                return exact
         top = float(horizon) if horizon is not None else 4 * self.current_budget
         if top not in self._paths:
             grid = budget_grid(self.current_budget, max(top, self.current_budget), self.b)
             self._paths[top] = (grid, self.mean_curve(grid))
         grid, path = self._paths[top]
-        hit = path >= target
-        on_path = np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
-        return np.where(exact <= self.current_budget, exact, on_path)
-
-    def _first_on_grid(self, target: float, start: float, stop: float) -> np.ndarray:
-        """Per draw, the first budget of :func:`budget_grid` from ``start`` to ``stop`` where the mean curve
-        (without the discrepancy) is at ``target``; ``inf`` if none."""
-        grid = budget_grid(start, max(stop, start), self.b)
-        mu = self.curve(grid)
-        hit = mu >= target
-        return np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
+        return np.where(exact <= self.current_budget, exact, first_passage(path >= target, grid))
 
     def measured_reach(self, target: float, max_budget: float) -> tuple[np.ndarray, np.ndarray]:
         """Per draw, the first budget at which the *measured* mean over the runs is at ``target`` (``inf`` if not
@@ -321,8 +312,13 @@ class CurveDraws:
         if self.noise_sd is not None:
             rng = np.random.default_rng(self.seed + 7)  # the same noise for the same budgets, call after call
             mu = mu + self.noise_sd(grid) / np.sqrt(self.n_runs) * rng.standard_normal(mu.shape)
-        hit = mu >= target
-        return np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf), grid
+        return first_passage(mu >= target, grid), grid
+
+
+def first_passage(hit: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per draw (row of ``hit``, draws × budgets of ``grid``), the first budget where ``hit`` holds; ``inf`` if
+    none."""
+    return np.where(hit.any(axis=1), grid[np.argmax(hit, axis=1)], np.inf)
 
 
 def measurement_budgets(observed: np.ndarray, stop: float, b: float, n_max: int = GRID_POINTS) -> np.ndarray:
@@ -613,8 +609,8 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
                 flat = {n: post.draws[n].reshape(-1) for n in ("A_max", "delta", "alpha", "beta")}
                 curve, source = None, post
             else:  # a mixture of curve families: its mean curve, no PALM parameters per draw
-                flat = {"A_max": mix.flat("A_max"), **dict.fromkeys(("delta", "alpha", "beta"),
-                                                                    np.full(len(mix.flat("A_max")), np.nan))}
+                a_max = mix.flat("A_max")
+                flat = {"A_max": a_max, **dict.fromkeys(("delta", "alpha", "beta"), np.full_like(a_max, np.nan))}
                 curve, source = (lambda B, mix=mix: mix.mean_curve(B) * top), mix
             draws = CurveDraws(flat["A_max"] * top, flat["delta"], flat["alpha"], flat["beta"],
                                b=post.b, current_budget=now, current_mean=current,

@@ -41,6 +41,16 @@ DEFAULT_FAMILIES = PALM
 Key = tuple[str, str, str]
 
 
+def new_run_scores(mu: np.ndarray, tau: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
+                   nu: np.ndarray | None = None) -> np.ndarray:
+    """One new run's scores per draw (draws × budgets) around the mean-curve draws ``mu``: the run's offset
+    τ·z, shared by its budgets, plus observation noise of sd ``sd`` (draws × budgets; Student-t with ``nu`` degrees
+    of freedom per draw where given, else Normal)."""
+    run = tau[:, None] * rng.standard_normal((mu.shape[0], 1))
+    noise = rng.standard_t(nu[:, None], size=mu.shape) if nu is not None else rng.standard_normal(mu.shape)
+    return mu + run + sd * noise
+
+
 def _levels(level: float | Iterable[float]) -> list[float]:
     levels = [float(level)] if np.isscalar(level) else [float(v) for v in level]
     if not levels or any(not 0 < v < 1 for v in levels):
@@ -289,10 +299,7 @@ class Forecaster:
             mu = mu + d["omega"][:, None] * mis_rng.standard_normal(mu.shape)
         if predictive:
             rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 1)
-            n = mu.shape[0]
-            run = tau[:, None] * rng.standard_normal((n, 1))
-            noise = rng.standard_t(d["nu"][:, None], size=mu.shape) if "nu" in d else rng.standard_normal(mu.shape)
-            mu = mu + run + noise_sd(np.asarray(budgets, dtype=float)) * noise
+            mu = new_run_scores(mu, tau, noise_sd(np.asarray(budgets, dtype=float)), rng, d.get("nu"))
         return on_scale(mu) * scale_max(post.scale)
 
     def mixture(self, key: Key) -> CurveMixture | None:

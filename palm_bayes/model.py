@@ -372,8 +372,8 @@ def level_coordinates(a_top, shape=None) -> dict:
     """Inside a model: the free coordinates (``level_last``, ``level_ratio``, ``headroom``) of
     :func:`levels_geometry` and what they give, in units of the A_max ceiling: ``A_max``, ``logit_A``, the shares
     of A_max reached at the first and last budget and their complementary log-logs ``eta1`` and ``eta_last``, and
-    (the model's ``A_max``, on the scores' fraction scale, is kept as a Deterministic)
-    ``log_jac``, the log-Jacobian of (level_last, level_ratio, headroom) → (logit A_max, η₁, η_K)."""
+    ``log_jac``, the log-Jacobian of (level_last, level_ratio, headroom) → (logit A_max, η₁, η_K). The model's
+    ``A_max`` (a_top times the share) is kept as a Deterministic."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -423,6 +423,8 @@ def mmf4_levels(a_top, a_mu, a_sd, x_first, x_last, fam):
     import pymc as pm
     import pytensor.tensor as pt
 
+    from .families import prior_mean
+
     lv = level_coordinates(a_top)
     omega = pm.Flat("bend")
     gap = lv["log_1m_share_first"] - lv["log_1m_share_last"]
@@ -437,7 +439,7 @@ def mmf4_levels(a_top, a_mu, a_sd, x_first, x_last, fam):
     log_dp_dgap = -log_d + pt.logaddexp(-log_expm1(bent), -pt.log1mexp(-gap))
     log_jac = lv["log_jac"] + lv["eta_last"] - pt.softplus(-omega) + log_dp_dgap
     prior = (pm.logp(pm.Normal.dist(a_mu, a_sd), lv["logit_A"]) + pm.logp(pm.Normal.dist(0.0, ETA_SD), lv["eta1"])
-             + pm.logp(pm.Normal.dist(fam.p_prior[0], fam.p_prior[1]), p)
+             + pm.logp(pm.Normal.dist(prior_mean(fam.p_prior[0], x_first, pt), fam.p_prior[1]), p)
              + pm.logp(pm.Normal.dist(*fam.q_prior), log_d))
     pm.Potential("prior_levels", prior + log_jac)
     return a_top * lv["A_max"], pm.Deterministic("eta1", lv["eta1"]), pm.Deterministic("p", p), \

@@ -172,7 +172,7 @@ def plot_forecasts(fc, table: pd.DataFrame, *, level: float = 0.9, max_curves: i
         ax.fill_between(t.budget, t.lower, t.upper, color="C0", alpha=0.35, lw=0, label=f"{pct} band of the mean curve")
         ax.plot(t.budget, t["median"], color="C0", lw=2, label="posterior median")
         ax.plot(t.budget, t.point, color="C3", lw=1.3, ls="--", label="point fit")
-        mix = fc.mixture(key) if key in fc.posteriors else None
+        mix = fc.mixture(key)
         if mix is not None:  # each family's own median curve, its weight in the label
             for j, (f, draws) in enumerate(mix.family_curves(t.budget.to_numpy()).items()):
                 ax.plot(t.budget, np.median(draws, 0) * scale_max(fc.scale), color=f"C{4 + j}", lw=1, ls=":",
