@@ -44,7 +44,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--misfit", action="store_true", help="per-budget misfit term")
     ap.add_argument("--geometry", default="auto", help="sampler coordinates: shape, levels or auto")
     ap.add_argument("--ladder", default=None,
-                    help="the retry ladder: geometry[:target_accept],..., e.g. levels,shape:0.97")
+                    help="the retry ladder: geometry[:target_accept][:long],..., e.g. levels,shape:0.99:long")
     ap.add_argument("--ar1", action="store_true", help="AR(1) run deviations across budgets")
     ap.add_argument("--discrepancy", type=float, default=None,
                     help="scale of the extrapolation discrepancy (default: the model's)")

@@ -89,7 +89,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sets", nargs="*", default=[], choices=["lcdb", "al"])
     ap.add_argument("--skip-reference", action="store_true", help="do not run the plain PyMC script")
     ap.add_argument("--skip-single", action="store_true", help="only the --sets batches")
-    ap.add_argument("--ladder", default="", help="the batches' retry ladder, geometry[:target_accept],... "
+    ap.add_argument("--ladder", default="", help="the batches' retry ladder, geometry[:target_accept][:long],... "
                     "(default: the library's)")
     ap.add_argument("--batch-args", default="", help="more forecast_benchmark.py flags for the batches, e.g. "
                     "'--draws 500'")

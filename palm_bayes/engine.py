@@ -12,11 +12,11 @@ already at its ceiling at the first budget), where "shape" at smaller steps is h
 
 The default ``geometry="auto"`` climbs :data:`LADDER` until a run is healthy (:meth:`PalmSampler.sample`,
 :func:`retry_ladder`): a cheap first run in "levels" (target_accept 0.9 after 300 tuning steps: nutpie's
-adaptation settles in a few hundred steps, and smaller steps bought no health there), then "shape" at 0.97 and
-0.99 and "levels" at 0.99, each retry tuning for 1000 steps and drawing :data:`RETRY_DRAWS` times as many draws,
-thinned back; the healthiest run is kept. Chosen on LCDB dev and checked on AL dev (docs/benchmarks.md,
-2026-12-07): the same share of healthy curves as the former default (first run "shape" at 0.97 after 1000 tuning
-steps) on both, at less than half the sampling time.
+adaptation settles in a few hundred steps, and smaller steps bought no health there), then "shape" at 0.99 as
+cheap, then "shape" and "levels" at 0.99, each tuned for 1000 steps with :data:`RETRY_DRAWS` times the draws,
+thinned back; the healthiest run is kept. The other curve families (:mod:`palm_bayes.ensemble`) climb the same
+ladder. Chosen from single runs on both dev sets, each choice scored on the other set (docs/benchmarks.md,
+2026-12-07, late evening).
 
 The model is built once per process (per padded run count and geometry) and re-used for every curve by swapping
 its data. With nutpie its compiled form is kept on disk (:mod:`palm_bayes.compile_cache`): the first process on a
@@ -51,8 +51,8 @@ class SamplerSettings:
     """NUTS settings. ``seed`` makes every number reproducible."""
 
     draws: int = 1000
-    #: tuning steps of the first run; a retry of ``geometry="auto"`` tunes for at least ``retry_tune`` steps and
-    #: draws :data:`RETRY_DRAWS` times ``draws``
+    #: tuning steps of a run; the long retry of ``geometry="auto"`` (:data:`LADDER`) tunes for at least
+    #: ``retry_tune`` steps and draws :data:`RETRY_DRAWS` times ``draws``
     tune: int = 300
     chains: int = 4
     seed: int = 0
@@ -205,13 +205,13 @@ class PalmSampler:
 
         With ``geometry="auto"`` a curve is sampled along :func:`retry_ladder` until a run is healthy: first in the
         "levels" coordinates at the settings' target_accept and tuning, then (while a run misses a health
-        threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, longer
-        tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws, thinned back to ``draws``. The healthiest
-        run is kept (:func:`healthiest`) and every run's time is counted.
+        threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, the last
+        two runs with longer tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws (:func:`run_lengths`),
+        thinned back to ``draws``. The healthiest run is kept (:func:`healthiest`) and every run's time is counted.
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-        runs = iter([(s.tune, s.draws)] + [(max(s.tune, s.retry_tune), RETRY_DRAWS * s.draws)] * (len(ladder) - 1))
+        runs = iter(run_lengths(s))
         return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
 
     def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float,
@@ -309,15 +309,17 @@ class PalmSampler:
 #: bought as much health as 0.97 on the dev sets, at about half the gradients); "shape" needs small steps on its
 #: curved ridge (at 0.9 a short run's chains can stick apart).
 FIRST_ACCEPT = {"levels": 0.9, "shape": 0.97}
-#: The runs of ``geometry="auto"``, tried in turn until one is healthy: (geometry, target_accept), None for the
+#: The runs of ``geometry="auto"``, tried in turn until one is healthy: (geometry, target_accept, long), None for the
 #: settings' target_accept (or the geometry's :data:`FIRST_ACCEPT`); a later rung never steps below the settings'.
+#: A long run tunes for at least ``retry_tune`` steps and draws :data:`RETRY_DRAWS` times as many (:func:`run_lengths`).
 #: "levels" first: it mixes A_max on rising curves and its failures are mostly divergences on plateaued ones, where
-#: "shape" (at smaller steps) is healthy; then both with the smallest steps. Measured on both dev sets
-#: (docs/benchmarks.md, 2026-12-07).
-LADDER: tuple[tuple[str, float | None], ...] = (("levels", None), ("shape", 0.97), ("shape", 0.99),
-                                                 ("levels", 0.99))
-#: A retry draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the later
-#: rungs mix slowly: thinning keeps most of their effective draws, and every curve keeps the same number of draws).
+#: "shape" at small steps is healthy (a short run is enough for most of them; the long one mixes the slow rest); last,
+#: "levels" at small steps and long.
+#: Measured on both dev sets, for PALM and MMF4 (docs/benchmarks.md, 2026-12-07, late evening).
+LADDER: tuple[tuple[str, float | None, bool], ...] = (("levels", None, False), ("shape", 0.99, False),
+                                                       ("shape", 0.99, True), ("levels", 0.99, True))
+#: A long run draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the last
+#: rung mix slowly: thinning keeps most of their effective draws, and every curve keeps the same number of draws).
 RETRY_DRAWS = 2
 
 
@@ -325,19 +327,28 @@ def retry_ladder(target_accept: float | None = None) -> list[tuple[str, float]]:
     """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn (:data:`LADDER`), until one is
     healthy; ``target_accept`` is the settings' (None: each geometry's :data:`FIRST_ACCEPT` for the first run)."""
     rungs = []
-    for geometry, accept in LADDER:
+    for geometry, accept, _ in LADDER:
         if accept is None:
             accept = FIRST_ACCEPT[geometry] if target_accept is None else target_accept
         rungs.append((geometry, accept if target_accept is None else max(accept, target_accept)))
     return rungs
 
 
-def parse_ladder(text: str) -> tuple[tuple[str, float | None], ...]:
-    """A ladder written ``geometry[:target_accept],...`` (e.g. ``levels,shape:0.97``), for the benchmarks."""
+def run_lengths(settings: SamplerSettings) -> list[tuple[int, int]]:
+    """(tuning steps, draws per chain) of each run of :data:`LADDER`: the settings', or for a long run at least
+    ``retry_tune`` steps and :data:`RETRY_DRAWS` times the draws (thinned back to ``draws`` afterwards)."""
+    return [(max(settings.tune, settings.retry_tune), RETRY_DRAWS * settings.draws) if long
+            else (settings.tune, settings.draws) for _, _, long in LADDER]
+
+
+def parse_ladder(text: str) -> tuple[tuple[str, float | None, bool], ...]:
+    """A ladder written ``geometry[:target_accept][:long],...`` (e.g. ``levels,shape:0.99,shape:0.99:long``), for
+    the benchmarks."""
     rungs = []
     for rung in text.split(","):
-        geometry, _, accept = rung.partition(":")
-        rungs.append((geometry, float(accept) if accept else None))
+        geometry, _, rest = rung.partition(":")
+        accept, _, long = rest.partition(":")
+        rungs.append((geometry, float(accept) if accept else None, long == "long"))
     return tuple(rungs)
 
 

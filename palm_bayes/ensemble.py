@@ -19,16 +19,11 @@ import pandas as pd
 from . import _compat
 from .curve import budget_curve
 from .diagnostics import diagnostics_table, health_warnings
-from .engine import RETRY_DRAWS, CurvePosterior, PalmSampler, curve_seed, healthiest
+from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, retry_ladder, run_lengths
 from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
 
-#: (coordinates, target_accept, tuning steps, draws multiplier) of a family's first run and its retries. "levels"
-#: (:func:`palm_bayes.model.mmf4_levels`) where the family has them (MMF4), else "shape"; a curve flat through its
-#: pilot diverges in "levels" (where the level ratio tends to 1 and A_max to the last level together), and the last
-#: rung takes the family's own parameters at small steps, as PALM's ladder does (:mod:`palm_bayes.engine`)
-FAMILY_LADDER = (("levels", 0.9, None, 1), ("levels", 0.97, 1000, RETRY_DRAWS), ("shape", 0.99, 1000, RETRY_DRAWS))
 #: the families written in "levels" coordinates too
 LEVELS_FAMILIES = ("mmf4",)
 #: what is kept per draw
@@ -63,29 +58,31 @@ class FamilyPosterior:
 
 def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple = ()) -> FamilyPosterior:
     """Sample one family's posterior for one curve (nutpie, the compiled model re-used across curves), climbing
-    :data:`FAMILY_LADDER` until a run is healthy; the healthiest run is kept."""
+    PALM's retry ladder (:data:`palm_bayes.engine.LADDER`) until a run is healthy; the healthiest run is kept.
+    Its "levels" runs take the family's level coordinates (:func:`palm_bayes.model.mmf4_levels`) where it has them
+    (:data:`LEVELS_FAMILIES`), else its own parameters ("shape")."""
     check_family(family)
     s = sampler.settings
     seed = curve_seed(s.seed, (*key, family))
-    ladder = [(g if family in LEVELS_FAMILIES else "shape", *rest) for g, *rest in FAMILY_LADDER]
-    rungs = iter(ladder)
+    ladder = [(g if family in LEVELS_FAMILIES else "shape", accept) for g, accept in retry_ladder(s.target_accept)]
+    runs = iter(run_lengths(s))
 
     def attempt(geometry, accept):
-        _, _, tune, times = next(rungs)
+        tune, draws = next(runs)
         model, compiled = sampler.compiled(
             ("family", family, geometry, pad_runs(data.n_runs), s.noise_trend),
             lambda: build_family_model(family, pad_runs(data.n_runs), s.noise_trend, geometry))
         values = {k: v for k, v in sampler._values(data).items() if k != "x_last" or geometry == "levels"}
-        tune = s.tune if tune is None else max(tune, s.tune)
         t0 = time.perf_counter()
-        result = sampler.draw(model, compiled, values, seed, accept, tune=tune, draws=times * s.draws)
-        raw = {n: v[:, ::times] for n, v in _compat.posterior_arrays(result, list(FAMILY_PARAMS)).items()}
+        result = sampler.draw(model, compiled, values, seed, accept, tune=tune, draws=draws)
+        step = max(1, draws // s.draws)
+        raw = {n: v[:, ::step] for n, v in _compat.posterior_arrays(result, list(FAMILY_PARAMS)).items()}
         diag = diagnostics_table(raw)
         ndiv = _compat.divergences(result)
         return FamilyPosterior(family, raw, data.b, data.x_first, diag, ndiv, time.perf_counter() - t0, accept,
                                health_warnings(diag, ndiv))
 
-    return healthiest(attempt, [(geometry, accept) for geometry, accept, _, _ in ladder])
+    return healthiest(attempt, ladder)
 
 
 def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: str, keys: list[tuple],

@@ -172,7 +172,7 @@ def test_mmf4_levels_samples_the_same_posterior_as_its_own_parameters(monkeypatc
     ESS) and sds within 25 %, for A_max, η₁, the shape parameters and the mean curve at 3× the last budget."""
     import pandas as pd
 
-    from palm_bayes import ensemble
+    from palm_bayes import engine, ensemble
     from palm_bayes.engine import PalmSampler, SamplerSettings
     from palm_bayes.model import CurveData
 
@@ -182,10 +182,11 @@ def test_mmf4_levels_samples_the_same_posterior_as_its_own_parameters(monkeypatc
     rows = pd.DataFrame([{"run": str(r), "budget": xi * 10, "score": m + off + 0.01 * rng.standard_normal()}
                          for r, off in enumerate(0.008 * rng.standard_normal(5)) for xi, m in zip(x, mu, strict=True)])
     data = CurveData.from_rows(rows, "fraction")
-    sampler = PalmSampler(SamplerSettings(draws=1000, tune=300, chains=2, seed=1))
+    sampler = PalmSampler(SamplerSettings(draws=1000, tune=300, chains=2, seed=1, retry_tune=1500))
     post = {}
-    for geometry, accept, tune in (("levels", 0.9, None), ("shape", 0.99, 1500)):
-        monkeypatch.setattr(ensemble, "FAMILY_LADDER", ((geometry, accept, tune, 1),))
+    for rung in (("levels", 0.9, False), ("shape", 0.99, True)):
+        monkeypatch.setattr(engine, "LADDER", (rung,))
+        geometry = rung[0]
         post[geometry] = ensemble.sample_family(sampler, data, "mmf4", ("sim", "m", "c0"))
     for name in ("A_max", "eta1", "p", "q", "far"):
         if name == "far":

@@ -255,18 +255,20 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
 
     def sample(self, data, key, geometry, accept, tune, draws):
         calls.append((geometry, accept, tune, draws))
-        return {("levels", 0.9): fake(1.05, 3, 2.0, "levels", 0.9),
-                ("shape", 0.97): fake(1.002, 2, 5.0, "shape", 0.97),
-                ("shape", 0.99): fake(1.03, 0, 3.0, "shape", 0.99),
-                ("levels", 0.99): fake(1.002, 0, 4.0, "levels", 0.99)}[(geometry, accept)]
+        return {("levels", 0.9, 300): fake(1.05, 3, 2.0, "levels", 0.9),
+                ("shape", 0.99, 300): fake(1.03, 0, 3.0, "shape", 0.99),
+                ("shape", 0.99, 1000): fake(1.002, 2, 5.0, "shape", 0.99),
+                ("levels", 0.99, 1000): fake(1.02, 0, 4.0, "levels", 0.99)}[(geometry, accept, tune)]
 
     monkeypatch.setattr(engine.PalmSampler, "_sample", sample)
     sampler = engine.PalmSampler(engine.SamplerSettings(geometry="auto", tune=300, draws=500), backend="pymc")
     post = sampler.sample(None, ("d", "m", "x"))
-    # the first run at the settings' tuning and draws; the retries tune longer and draw twice as many
-    assert calls == [("levels", 0.9, 300, 500), ("shape", 0.97, 1000, 1000), ("shape", 0.99, 1000, 1000),
+    # the first two runs at the settings' tuning and draws; the last two tune longer and draw twice as many
+    assert calls == [("levels", 0.9, 300, 500), ("shape", 0.99, 300, 500), ("shape", 0.99, 1000, 1000),
                      ("levels", 0.99, 1000, 1000)]
-    assert (post.geometry, post.target_accept, post.seconds) == ("levels", 0.99, 14.0)
+    # none healthy: the fewest missed thresholds (one each but the first), then the chains that agree (the long
+    # "shape" run: R-hat within 1.01, two divergences); every run's time counted
+    assert (post.geometry, post.divergences, post.seconds) == ("shape", 2, 14.0)
     # a run that is healthy ends the ladder
     calls.clear()
     monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: calls.append(g)
@@ -274,22 +276,25 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
     assert sampler.sample(None, ()).geometry == "shape" and calls == ["levels", "shape"]
     # when no run is healthy, the one with the fewest missed thresholds (then the smallest R-hat) is kept
     monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: fake(1.05 if a < 0.99 else 1.02,
-                                                                                         1, 1.0, g, a))
+                                                                                         1, t, g, a))
     assert sampler.sample(None, ()).target_accept == 0.99
     # among runs that miss as many thresholds and whose chains agree (R-hat <= 1.01), fewer divergences win before a
     # smaller R-hat (a run with 200 divergences and R-hat 1.001 is not kept over one with 1 and R-hat 1.002) ...
-    runs = {("levels", 0.9): (1.003, 206), ("shape", 0.97): (1.002, 48), ("shape", 0.99): (1.002, 1),
-            ("levels", 0.99): (1.001, 200)}
-    monkeypatch.setattr(engine.PalmSampler, "_sample", lambda self, d, k, g, a, t, n: fake(*runs[(g, a)], 1.0, g, a))
+    runs = {("levels", 0.9, 300): (1.003, 206), ("shape", 0.99, 300): (1.002, 1), ("shape", 0.99, 1000): (1.001, 200),
+            ("levels", 0.99, 1000): (1.001, 48)}
+    monkeypatch.setattr(engine.PalmSampler, "_sample",
+                        lambda self, d, k, g, a, t, n: fake(*runs[(g, a, t)], 1.0, g, a))
     post = sampler.sample(None, ())
     assert (post.geometry, post.target_accept, post.divergences) == ("shape", 0.99, 1)
     # ... but a run whose chains disagree is not kept over a divergent one whose chains agree
-    runs = {("levels", 0.9): (1.05, 0), ("shape", 0.97): (1.002, 30), ("shape", 0.99): (1.03, 0),
-            ("levels", 0.99): (1.002, 200)}
+    runs = {("levels", 0.9, 300): (1.002, 30), ("shape", 0.99, 300): (1.05, 0), ("shape", 0.99, 1000): (1.002, 200),
+            ("levels", 0.99, 1000): (1.03, 0)}
     post = sampler.sample(None, ())
-    assert (post.geometry, post.target_accept, post.divergences) == ("shape", 0.97, 30)
+    assert (post.geometry, post.target_accept, post.divergences) == ("levels", 0.9, 30)
     # a user's higher target_accept is never stepped below
-    assert engine.retry_ladder(0.98) == [("levels", 0.98), ("shape", 0.98), ("shape", 0.99), ("levels", 0.99)]
+    assert engine.retry_ladder(0.98) == [("levels", 0.98), ("shape", 0.99), ("shape", 0.99), ("levels", 0.99)]
+    assert engine.run_lengths(engine.SamplerSettings(tune=200, draws=400, retry_tune=700)) == [
+        (200, 400), (200, 400), (700, 800), (700, 800)]
 
 
 def test_the_curve_once_per_budget_is_the_same_density_as_once_per_observation():
@@ -322,7 +327,7 @@ def test_the_curve_once_per_budget_is_the_same_density_as_once_per_observation()
 
 
 def test_a_retry_is_thinned_to_the_settings_draws():
-    """A retry draws RETRY_DRAWS times as many per chain and keeps every RETRY_DRAWS-th: every curve keeps the
+    """A long retry draws RETRY_DRAWS times as many per chain and keeps every RETRY_DRAWS-th: every curve keeps the
     same number of draws (the saved posterior stacks them)."""
     from palm_bayes import engine
     from palm_bayes.model import CurveData
