@@ -318,8 +318,8 @@ FIRST_ACCEPT = {"levels": 0.9, "shape": 0.97}
 #: Measured on both dev sets, for PALM and MMF4 (docs/benchmarks.md, 2026-12-07, late evening).
 LADDER: tuple[tuple[str, float | None, bool], ...] = (("levels", None, False), ("shape", 0.99, False),
                                                        ("shape", 0.99, True), ("levels", 0.99, True))
-#: A long run draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the last
-#: rung mix slowly: thinning keeps most of their effective draws, and every curve keeps the same number of draws).
+#: A long run draws this many times the settings' draws and keeps every RETRY_DRAWS-th (the runs that reach the long
+#: rungs mix slowly: thinning keeps most of their effective draws, and every curve keeps the same number of draws).
 RETRY_DRAWS = 2
 
 
