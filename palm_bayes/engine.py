@@ -99,6 +99,8 @@ class CurvePosterior:
     loo: dict | None = None
     geometry: str = "shape"
     target_accept: float = 0.97
+    #: the run of the retry ladder kept (0: the first; not saved)
+    rung: int = 0
 
     def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
         """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
@@ -200,7 +202,7 @@ class PalmSampler:
                                  target_accept=target_accept, progressbar=False, compute_convergence_checks=False,
                                  cores=1)
 
-    def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
+    def sample(self, data: CurveData, key: tuple = (), start: int = 0) -> CurvePosterior:
         """Sample the posterior of one curve.
 
         With ``geometry="auto"`` a curve is sampled along :func:`retry_ladder` until a run is healthy: first in the
@@ -208,11 +210,15 @@ class PalmSampler:
         threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, the last
         two runs with longer tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws (:func:`run_lengths`),
         thinned back to ``draws``. The healthiest run is kept (:func:`healthiest`) and every run's time is counted.
+        ``start`` skips the first runs of the ladder (a second fit of a curve that needed them; see
+        :func:`palm_bayes.pooling.two_stages`).
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-        runs = iter(run_lengths(s))
-        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
+        start = min(start, len(ladder) - 1)
+        runs = iter(run_lengths(s)[start:])
+        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder,
+                          start)
 
     def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float,
                 tune: int | None = None, draws: int | None = None) -> CurvePosterior:
@@ -235,8 +241,7 @@ class PalmSampler:
         seconds = time.perf_counter() - t0
         # a retry's longer run is thinned to the settings' draws per chain, so every curve keeps as many draws;
         # its health is judged on the draws kept (its divergences on all of them)
-        step = max(1, (draws or s.draws) // s.draws)
-        raw = {n: v[:, ::step] for n, v in _compat.posterior_arrays(result, names).items()}
+        raw = kept_draws(result, names, draws or s.draws, s.draws)
         loglik_run = raw.pop("loglik_run", None)
         raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))
         diag = diagnostics_table(raw)
@@ -341,6 +346,13 @@ def run_lengths(settings: SamplerSettings) -> list[tuple[int, int]]:
             else (settings.tune, settings.draws) for _, _, long in LADDER]
 
 
+def kept_draws(result, names: list[str], drawn: int, kept: int) -> dict[str, np.ndarray]:
+    """The posterior arrays ``names`` (chain, draw) of a sampler's ``result`` with ``drawn`` draws per chain,
+    thinned to ``kept`` (a long run of :data:`LADDER`: every curve keeps the settings' number of draws)."""
+    step = max(1, drawn // kept)
+    return {n: v[:, ::step] for n, v in _compat.posterior_arrays(result, names).items()}
+
+
 def parse_ladder(text: str) -> tuple[tuple[str, float | None, bool], ...]:
     """A ladder written ``geometry[:target_accept][:long],...`` (e.g. ``levels,shape:0.99,shape:0.99:long``), for
     the benchmarks."""
@@ -352,14 +364,15 @@ def parse_ladder(text: str) -> tuple[tuple[str, float | None, bool], ...]:
     return tuple(rungs)
 
 
-def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
-    """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
-    healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then fewer divergences (of two
-    runs whose chains agree, one with a single divergence is kept over one with hundreds), then the smaller worst
-    R-hat — with the seconds of every run counted."""
+def healthiest(attempt: Callable, ladder: list[tuple[str, float]], start: int = 0):
+    """Run ``attempt(geometry, target_accept)`` along ``ladder`` from its run ``start`` (at most the last) until a run
+    is healthy (no warnings); return the healthiest run — fewest missed thresholds (:func:`health_warnings` gives one
+    warning per missed threshold: divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then
+    fewer divergences (of two runs whose chains agree, one with a single divergence is kept over one with hundreds),
+    then the smaller worst R-hat — with the seconds of every run counted and its place in ``ladder`` as ``rung``."""
+    start = min(start, len(ladder) - 1)
     tried = []
-    for geometry, accept in ladder:
+    for geometry, accept in ladder[start:]:
         tried.append(attempt(geometry, accept))
         TIMINGS["retry" if len(tried) > 1 else "sample"] += tried[-1].seconds
         TIMINGS["retries" if len(tried) > 1 else "runs"] += 1
@@ -369,6 +382,8 @@ def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
         r_hat = float(post.diagnostics.r_hat.max())
         return len(post.warnings), max(r_hat, RHAT_MAX), post.divergences, r_hat
 
-    best = min(tried, key=badness)
+    kept = min(range(len(tried)), key=lambda i: badness(tried[i]))
+    best = tried[kept]
     best.seconds = sum(post.seconds for post in tried)
+    best.rung = start + kept
     return best

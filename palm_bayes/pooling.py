@@ -60,7 +60,7 @@ import pandas as pd
 from . import _compat
 from .curve import delta_from_log_lambda, palm_curve_cloglog
 from .diagnostics import ESS_MIN, diagnostics_table, health_warnings
-from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, retry_ladder
+from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, retry_ladder, run_lengths
 from .model import A_SD, BETA_SD, ETA_SD, AMaxPrior, CurveData, levels_geometry, marginal_run_loglik, pad_runs
 from .two_stage import pooled_ceiling_draws, proposal_prior, refined_proposal
 
@@ -225,14 +225,16 @@ def sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple
     if pooling == "ceiling" and s.group_sampler == "two-stage":
         return sample_two_stage(sampler, data, key, methods or [str(m) for m in range(len(data.curves))])
     ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-    best = healthiest(lambda geometry, accept: _sample_group(sampler, data, pooling, key, geometry, accept), ladder)
+    runs = iter(run_lengths(s))
+    best = healthiest(lambda geometry, accept: _sample_group(sampler, data, pooling, key, geometry, accept,
+                                                             *next(runs)), ladder)
     for post in best.curves:
         post.seconds = best.seconds / len(best.curves)
     return best
 
 
 def _sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple, geometry: str,
-                  target_accept: float) -> GroupPosterior:
+                  target_accept: float, tune: int, draws: int) -> GroupPosterior:
     s = sampler.settings
     M, slots = len(data.curves), pad_runs(data.n_runs)
     model, compiled = sampler.compiled(
@@ -245,9 +247,9 @@ def _sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tupl
     values = data.values(slots)
     if geometry != "levels" and sampler.backend == "nutpie":
         values.pop("x_last")  # nutpie takes only the data the model declares
-    result = sampler.draw(model, compiled, values, curve_seed(s.seed, key), target_accept)
+    result = sampler.draw(model, compiled, values, curve_seed(s.seed, key), target_accept, tune=tune, draws=draws)
     seconds = time.perf_counter() - t0
-    raw = _compat.posterior_arrays(result, names + list(GROUP_PARAMS[pooling]))
+    raw = kept_draws(result, names + list(GROUP_PARAMS[pooling]), draws, s.draws)
     group = {n: raw.pop(n) for n in GROUP_PARAMS[pooling]}
     raw["delta"] = delta_from_log_lambda(raw.pop("log_lambda"))
     ndiv = _compat.divergences(result)
@@ -275,19 +277,21 @@ def logit_share(post, top: float) -> np.ndarray:
 
 
 def two_stages(sample: Callable, sampler: PalmSampler, data: GroupData, rng: np.random.Generator):
-    """The draws of :mod:`palm_bayes.two_stage` for one group: ``sample(m, proposal, engine, tag)`` samples method m
-    with ``engine`` (a :class:`PalmSampler`) under the proposal prior ``(a_mu, a_sd)`` of its ceiling (any
-    posterior with ``draws["A_max"]``, ``diagnostics``, ``warnings``). Each method is sampled under the wide
-    proposal, the group's (μ, s) drawn on a grid; a method whose run missed a threshold, or whose draws cover the
-    pooled posterior too thinly (its effective draws below the ESS threshold), is sampled again under a proposal
-    centred on its first-pass pooled ceiling (:func:`~palm_bayes.two_stage.refined_proposal`) with
-    :data:`REFIT_DRAWS` times the draws (``tag`` ``("refined",)``), kept unless it misses more thresholds than the
-    first, and the group drawn again. Returns ``(posteriors, CeilingDraws, shape)``: ``shape`` (chains, draws)
-    of the first pass, which the resampled draws keep."""
+    """The draws of :mod:`palm_bayes.two_stage` for one group: ``sample(m, proposal, engine, tag, start)`` samples
+    method m with ``engine`` (a :class:`PalmSampler`) under the proposal prior ``(a_mu, a_sd)`` of its ceiling, climbing
+    the retry ladder from its run ``start`` (any posterior with ``draws["A_max"]``, ``diagnostics``, ``warnings``,
+    ``seconds``, ``rung``). Each method is sampled under the wide proposal, the group's (μ, s) drawn on a grid; a method
+    whose run missed a threshold, or whose draws cover the pooled posterior too thinly (its effective draws below the
+    ESS threshold), is sampled again under a proposal centred on its first-pass pooled ceiling
+    (:func:`~palm_bayes.two_stage.refined_proposal`) with :data:`REFIT_DRAWS` times the draws (``tag``
+    ``("refined",)``), starting at the ladder run its first pass kept (the runs before it failed there), kept unless it
+    misses more thresholds than the first (the seconds of both counted), and the group drawn again. Returns
+    ``(posteriors, CeilingDraws, shape)``: ``shape`` (chains, draws) of the first pass, which the resampled draws
+    keep."""
     s = sampler.settings
     first = proposal_prior(data.a_mu, data.a_sd, POOL_SD["A_max"])
     proposals = [first] * len(data.curves)
-    stage1 = [sample(m, first, sampler, ()) for m in range(len(data.curves))]
+    stage1 = [sample(m, first, sampler, (), 0) for m in range(len(data.curves))]
     shape = stage1[0].draws["A_max"].shape
     n_draws = int(np.prod(shape))
     pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
@@ -298,9 +302,12 @@ def two_stages(sample: Callable, sampler: PalmSampler, data: GroupData, rng: np.
         more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
         for m in again:
             second = refined_proposal(pooled, logit_share(stage1[m], data.a_top), m)
-            post = sample(m, second, more, ("refined",))
+            post = sample(m, second, more, ("refined",), stage1[m].rung)
             if len(post.warnings) <= len(stage1[m].warnings):
+                post.seconds += stage1[m].seconds
                 proposals[m], stage1[m] = second, post
+            else:
+                stage1[m].seconds += post.seconds
         pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
                                       (data.a_mu, data.a_sd), POOL_SD["A_max"], n_draws, rng)
     return stage1, pooled, shape
@@ -330,8 +337,9 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     t0 = time.perf_counter()
     rng = np.random.default_rng(curve_seed(s.seed, (*key, "two-stage")))
     stage1, pooled, shape = two_stages(
-        lambda m, proposal, engine, tag: engine.sample(replace(data.curves[m], a_mu=proposal[0], a_sd=proposal[1]),
-                                                       (*key, methods[m], *tag)), sampler, data, rng)
+        lambda m, proposal, engine, tag, start: engine.sample(
+            replace(data.curves[m], a_mu=proposal[0], a_sd=proposal[1]), (*key, methods[m], *tag), start),
+        sampler, data, rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),
              "pool_sd_A_max": pooled.scale.reshape(shape)}
     seconds = time.perf_counter() - t0
