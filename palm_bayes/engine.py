@@ -99,9 +99,6 @@ class CurvePosterior:
     loo: dict | None = None
     geometry: str = "shape"
     target_accept: float = 0.97
-    #: the run of the retry ladder kept (0: the first; not saved)
-    rung: int = 0
-
     def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
         """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
         sigma = self.draws["sigma"].reshape(-1)[:, None]
@@ -202,7 +199,7 @@ class PalmSampler:
                                  target_accept=target_accept, progressbar=False, compute_convergence_checks=False,
                                  cores=1)
 
-    def sample(self, data: CurveData, key: tuple = (), start: int = 0) -> CurvePosterior:
+    def sample(self, data: CurveData, key: tuple = ()) -> CurvePosterior:
         """Sample the posterior of one curve.
 
         With ``geometry="auto"`` a curve is sampled along :func:`retry_ladder` until a run is healthy: first in the
@@ -210,15 +207,11 @@ class PalmSampler:
         threshold) in "shape" and "levels" — the same posterior, other sampler paths — with smaller steps, the last
         two runs with longer tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws (:func:`run_lengths`),
         thinned back to ``draws``. The healthiest run is kept (:func:`healthiest`) and every run's time is counted.
-        ``start`` skips the first runs of the ladder (a second fit of a curve that needed them; see
-        :func:`palm_bayes.pooling.two_stages`).
         """
         s = self.settings
         ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-        start = min(start, len(ladder) - 1)
-        runs = iter(run_lengths(s)[start:])
-        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder,
-                          start)
+        runs = iter(run_lengths(s))
+        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
 
     def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float,
                 tune: int | None = None, draws: int | None = None) -> CurvePosterior:
@@ -364,15 +357,14 @@ def parse_ladder(text: str) -> tuple[tuple[str, float | None, bool], ...]:
     return tuple(rungs)
 
 
-def healthiest(attempt: Callable, ladder: list[tuple[str, float]], start: int = 0):
-    """Run ``attempt(geometry, target_accept)`` along ``ladder`` from its run ``start`` (at most the last) until a run
-    is healthy (no warnings); return the healthiest run — fewest missed thresholds (:func:`health_warnings` gives one
-    warning per missed threshold: divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then
-    fewer divergences (of two runs whose chains agree, one with a single divergence is kept over one with hundreds),
-    then the smaller worst R-hat — with the seconds of every run counted and its place in ``ladder`` as ``rung``."""
-    start = min(start, len(ladder) - 1)
+def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
+    """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
+    healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
+    divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then fewer divergences (of two
+    runs whose chains agree, one with a single divergence is kept over one with hundreds), then the smaller worst
+    R-hat — with the seconds of every run counted."""
     tried = []
-    for geometry, accept in ladder[start:]:
+    for geometry, accept in ladder:
         tried.append(attempt(geometry, accept))
         TIMINGS["retry" if len(tried) > 1 else "sample"] += tried[-1].seconds
         TIMINGS["retries" if len(tried) > 1 else "runs"] += 1
@@ -382,8 +374,6 @@ def healthiest(attempt: Callable, ladder: list[tuple[str, float]], start: int = 
         r_hat = float(post.diagnostics.r_hat.max())
         return len(post.warnings), max(r_hat, RHAT_MAX), post.divergences, r_hat
 
-    kept = min(range(len(tried)), key=lambda i: badness(tried[i]))
-    best = tried[kept]
+    best = min(tried, key=badness)
     best.seconds = sum(post.seconds for post in tried)
-    best.rung = start + kept
     return best

@@ -45,8 +45,6 @@ class FamilyPosterior:
     seconds: float
     target_accept: float
     warnings: list[str] = field(default_factory=list)
-    #: the run of the retry ladder kept (0: the first; not saved)
-    rung: int = 0
 
     def mean_curve(self, budgets: np.ndarray) -> np.ndarray:
         """Draws (draws × budgets) of the family's mean curve at ``budgets``, fraction scale."""
@@ -58,19 +56,16 @@ class FamilyPosterior:
     noise_sd = CurvePosterior.noise_sd
 
 
-def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple = (),
-                  start: int = 0) -> FamilyPosterior:
+def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple = ()) -> FamilyPosterior:
     """Sample one family's posterior for one curve (nutpie, the compiled model re-used across curves), climbing
     PALM's retry ladder (:data:`palm_bayes.engine.LADDER`) until a run is healthy; the healthiest run is kept.
     Its "levels" runs take the family's level coordinates (:func:`palm_bayes.model.mmf4_levels`) where it has them
-    (:data:`LEVELS_FAMILIES`), else its own parameters ("shape"); ``start`` skips the ladder's first runs, as in
-    :meth:`palm_bayes.engine.PalmSampler.sample`."""
+    (:data:`LEVELS_FAMILIES`), else its own parameters ("shape")."""
     check_family(family)
     s = sampler.settings
     seed = curve_seed(s.seed, (*key, family))
     ladder = [(g if family in LEVELS_FAMILIES else "shape", accept) for g, accept in retry_ladder(s.target_accept)]
-    start = min(start, len(ladder) - 1)
-    runs = iter(run_lengths(s)[start:])
+    runs = iter(run_lengths(s))
 
     def attempt(geometry, accept):
         tune, draws = next(runs)
@@ -86,7 +81,7 @@ def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple
         return FamilyPosterior(family, raw, data.b, data.x_first, diag, ndiv, time.perf_counter() - t0, accept,
                                health_warnings(diag, ndiv))
 
-    return healthiest(attempt, ladder, start)
+    return healthiest(attempt, ladder)
 
 
 def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: str, keys: list[tuple],
@@ -101,9 +96,9 @@ def sample_family_group(sampler: PalmSampler, curves: list[CurveData], family: s
     group = GroupData.from_curves(curves, prior)
     rng = np.random.default_rng(curve_seed(sampler.settings.seed, (*keys[0][:2], family, "two-stage")))
     stage1, pooled, shape = two_stages(
-        lambda m, proposal, engine, tag, start: sample_family(
+        lambda m, proposal, engine, tag: sample_family(
             engine, replace(curves[m], a_top=group.a_top, a_mu=proposal[0], a_sd=proposal[1]), family,
-            (*keys[m], *tag), start), sampler, group, rng)
+            (*keys[m], *tag)), sampler, group, rng)
     out = []
     for post, index, ess in zip(stage1, pooled.index, pooled.ess, strict=True):
         draws, diag = resampled(post, index, ess, shape)

@@ -277,21 +277,19 @@ def logit_share(post, top: float) -> np.ndarray:
 
 
 def two_stages(sample: Callable, sampler: PalmSampler, data: GroupData, rng: np.random.Generator):
-    """The draws of :mod:`palm_bayes.two_stage` for one group: ``sample(m, proposal, engine, tag, start)`` samples
-    method m with ``engine`` (a :class:`PalmSampler`) under the proposal prior ``(a_mu, a_sd)`` of its ceiling, climbing
-    the retry ladder from its run ``start`` (any posterior with ``draws["A_max"]``, ``diagnostics``, ``warnings``,
-    ``seconds``, ``rung``). Each method is sampled under the wide proposal, the group's (μ, s) drawn on a grid; a method
-    whose run missed a threshold, or whose draws cover the pooled posterior too thinly (its effective draws below the
-    ESS threshold), is sampled again under a proposal centred on its first-pass pooled ceiling
-    (:func:`~palm_bayes.two_stage.refined_proposal`) with :data:`REFIT_DRAWS` times the draws (``tag``
-    ``("refined",)``), starting at the ladder run its first pass kept (the runs before it failed there), kept unless it
-    misses more thresholds than the first (the seconds of both counted), and the group drawn again. Returns
-    ``(posteriors, CeilingDraws, shape)``: ``shape`` (chains, draws) of the first pass, which the resampled draws
-    keep."""
+    """The draws of :mod:`palm_bayes.two_stage` for one group: ``sample(m, proposal, engine, tag)`` samples method m
+    with ``engine`` (a :class:`PalmSampler`) under the proposal prior ``(a_mu, a_sd)`` of its ceiling (any
+    posterior with ``draws["A_max"]``, ``diagnostics``, ``warnings``, ``seconds``). Each method is sampled under the
+    wide proposal, the group's (μ, s) drawn on a grid; a method whose run missed a threshold, or whose draws cover
+    the pooled posterior too thinly (its effective draws below the ESS threshold), is sampled again under a
+    proposal centred on its first-pass pooled ceiling (:func:`~palm_bayes.two_stage.refined_proposal`) with
+    :data:`REFIT_DRAWS` times the draws (``tag`` ``("refined",)``), kept unless it misses more thresholds than the
+    first (the seconds of both passes counted), and the group drawn again. Returns ``(posteriors, CeilingDraws,
+    shape)``: ``shape`` (chains, draws) of the first pass, which the resampled draws keep."""
     s = sampler.settings
     first = proposal_prior(data.a_mu, data.a_sd, POOL_SD["A_max"])
     proposals = [first] * len(data.curves)
-    stage1 = [sample(m, first, sampler, (), 0) for m in range(len(data.curves))]
+    stage1 = [sample(m, first, sampler, ()) for m in range(len(data.curves))]
     shape = stage1[0].draws["A_max"].shape
     n_draws = int(np.prod(shape))
     pooled = pooled_ceiling_draws([logit_share(p, data.a_top) for p in stage1], proposals,
@@ -302,7 +300,7 @@ def two_stages(sample: Callable, sampler: PalmSampler, data: GroupData, rng: np.
         more = PalmSampler(replace(s, draws=REFIT_DRAWS * s.draws), sampler.backend)
         for m in again:
             second = refined_proposal(pooled, logit_share(stage1[m], data.a_top), m)
-            post = sample(m, second, more, ("refined",), stage1[m].rung)
+            post = sample(m, second, more, ("refined",))
             if len(post.warnings) <= len(stage1[m].warnings):
                 post.seconds += stage1[m].seconds
                 proposals[m], stage1[m] = second, post
@@ -337,9 +335,8 @@ def sample_two_stage(sampler: PalmSampler, data: GroupData, key: tuple, methods:
     t0 = time.perf_counter()
     rng = np.random.default_rng(curve_seed(s.seed, (*key, "two-stage")))
     stage1, pooled, shape = two_stages(
-        lambda m, proposal, engine, tag, start: engine.sample(
-            replace(data.curves[m], a_mu=proposal[0], a_sd=proposal[1]), (*key, methods[m], *tag), start),
-        sampler, data, rng)
+        lambda m, proposal, engine, tag: engine.sample(replace(data.curves[m], a_mu=proposal[0], a_sd=proposal[1]),
+                                                       (*key, methods[m], *tag)), sampler, data, rng)
     group = {"A_max_group": (data.a_top / (1 + np.exp(-pooled.mu))).reshape(shape),
              "pool_sd_A_max": pooled.scale.reshape(shape)}
     seconds = time.perf_counter() - t0

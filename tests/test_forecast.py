@@ -297,54 +297,45 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
         (200, 400), (200, 400), (700, 800), (700, 800)]
 
 
-def test_a_second_fit_starts_at_the_ladder_run_the_first_kept(monkeypatch):
-    """``start`` skips the ladder's first runs (with their run lengths); the kept run's place is ``rung``; and the
-    two-stage pooled fit refits a method from the run its first pass kept, counting the seconds of both passes."""
+def test_the_two_stages_count_both_passes_and_the_joint_run_climbs_the_same_ladder(monkeypatch):
+    """A method refitted under the refined proposal keeps the seconds of both passes (kept or not); the joint group
+    run takes the ladder's run lengths (the long runs tune longer and draw twice as many, thinned back)."""
     from palm_bayes import diagnostics, engine, pooling
     from palm_bayes.model import CurveData
 
-    def fake(rhat, geometry, accept):
+    def fake(rhat, seconds):
         diag = pd.DataFrame({"param": ["A_max"], "r_hat": [rhat], "ess_bulk": [1000.0], "ess_tail": [1000.0]})
-        return engine.CurvePosterior(draws={"A_max": np.full((2, 50), 0.8)}, b=1.0, scale="fraction",
-                                     diagnostics=diag, divergences=0, seconds=1.0, geometry=geometry,
-                                     target_accept=accept, warnings=diagnostics.health_warnings(diag, 0))
+        return engine.CurvePosterior(draws={"A_max": 0.8 + 0.001 * np.arange(100).reshape(2, 50)}, b=1.0,
+                                     scale="fraction", diagnostics=diag, divergences=0, seconds=seconds,
+                                     warnings=diagnostics.health_warnings(diag, 0))
+
+    df, _ = simulate(2, seed=3, n_budgets=5)
+    group = pooling.GroupData.from_curves([CurveData.from_rows(g, "fraction") for _, g in df.groupby("method")])
+    sampler = engine.PalmSampler(engine.SamplerSettings(tune=300, draws=50, chains=2), backend="pymc")
+    for refit_rhat, kept in ((1.0, "refit"), (1.2, "first")):
+        tags = []
+
+        def sample(m, proposal, eng, tag, tags=tags, refit_rhat=refit_rhat):
+            tags.append((m, tag))
+            return fake(refit_rhat if tag else (1.05 if m == 1 else 1.0), 3.0 if tag else 1.0)
+
+        stage1, _, _ = pooling.two_stages(sample, sampler, group, np.random.default_rng(0))
+        assert tags == [(0, ()), (1, ()), (1, ("refined",))]
+        assert stage1[1].seconds == 4.0 and (stage1[1].diagnostics.r_hat[0] == 1.0) == (kept == "refit")
 
     calls = []
 
-    def sample(self, data, key, geometry, accept, tune, draws):
-        calls.append((key[-1], geometry, tune))
-        healthy = {"first": tune == 1000 and geometry == "shape", "refined": tune == 1000}[key[-1]]
-        return fake(1.0 if healthy else 1.05, geometry, accept)
+    def joint(sampler, data, pooling_, key, geometry, accept, tune, draws):
+        calls.append((geometry, accept, tune, draws))
+        return pooling.GroupPosterior(curves=[], draws={}, diagnostics=pd.DataFrame({"r_hat": [1.0]}),
+                                      divergences=1, seconds=1.0, pooling=pooling_, target_accept=accept,
+                                      warnings=["1 divergent transition"])
 
-    monkeypatch.setattr(engine.PalmSampler, "_sample", sample)
-    sampler = engine.PalmSampler(engine.SamplerSettings(tune=300, draws=50, chains=2), backend="pymc")
-    post = sampler.sample(None, ("d", "m", "first"))
-    assert post.rung == 2 and post.seconds == 3.0 and not post.warnings
-    calls.clear()
-    assert sampler.sample(None, ("d", "m", "refined"), start=3).rung == 3
-    assert calls == [("refined", "levels", 1000)]
-    # a pinned geometry has one run: start is capped there
-    pinned = engine.PalmSampler(engine.SamplerSettings(tune=300, draws=50, chains=2, geometry="shape"), "pymc")
-    calls.clear()
-    assert pinned.sample(None, ("d", "m", "first"), start=2).rung == 0 and calls == [("first", "shape", 300)]
-
-    # the two stages: method 1's first pass kept the third run and still missed a threshold: it is refitted from
-    # there (and the refit kept, with the seconds of both passes)
-    df, _ = simulate(2, seed=3, n_budgets=5)
-    curves = [CurveData.from_rows(g, "fraction") for _, g in df.groupby("method")]
-    group = pooling.GroupData.from_curves(curves)
-    starts = []
-
-    def two_stage_sample(m, proposal, eng, tag, start):
-        starts.append((m, tag, start))
-        post = fake(1.05 if m == 1 and not tag else 1.0, "shape", 0.99)
-        post.rung = 2 if m == 1 else 0
-        post.draws = {"A_max": 0.8 + 0.001 * np.arange(100).reshape(2, 50)}
-        return post
-
-    stage1, _, _ = pooling.two_stages(two_stage_sample, sampler, group, np.random.default_rng(0))
-    assert starts == [(0, (), 0), (1, (), 0), (1, ("refined",), 2)]
-    assert stage1[1].seconds == 2.0 and not stage1[1].warnings
+    monkeypatch.setattr(pooling, "_sample_group", joint)
+    joint_sampler = engine.PalmSampler(engine.SamplerSettings(tune=300, draws=50, group_sampler="joint"), "pymc")
+    pooling.sample_group(joint_sampler, group, "ceiling")
+    assert calls == [("levels", 0.9, 300, 50), ("shape", 0.99, 300, 50), ("shape", 0.99, 1000, 100),
+                     ("levels", 0.99, 1000, 100)]
 
 
 def test_the_curve_once_per_budget_is_the_same_density_as_once_per_observation():
