@@ -99,6 +99,7 @@ class CurvePosterior:
     loo: dict | None = None
     geometry: str = "shape"
     target_accept: float = 0.97
+
     def noise_sd(self, budgets: np.ndarray) -> np.ndarray:
         """Observation-noise sd per draw (rows) and budget (columns), fraction scale."""
         sigma = self.draws["sigma"].reshape(-1)[:, None]
@@ -208,10 +209,7 @@ class PalmSampler:
         two runs with longer tuning (``retry_tune``) and :data:`RETRY_DRAWS` times the draws (:func:`run_lengths`),
         thinned back to ``draws``. The healthiest run is kept (:func:`healthiest`) and every run's time is counted.
         """
-        s = self.settings
-        ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-        runs = iter(run_lengths(s))
-        return healthiest(lambda geometry, accept: self._sample(data, key, geometry, accept, *next(runs)), ladder)
+        return healthiest(lambda *run: self._sample(data, key, *run), ladder_runs(self.settings))
 
     def _sample(self, data: CurveData, key: tuple, geometry: str, target_accept: float,
                 tune: int | None = None, draws: int | None = None) -> CurvePosterior:
@@ -339,6 +337,16 @@ def run_lengths(settings: SamplerSettings) -> list[tuple[int, int]]:
             else (settings.tune, settings.draws) for _, _, long in LADDER]
 
 
+def ladder_runs(settings: SamplerSettings) -> list[tuple[str, float, int, int]]:
+    """(geometry, target_accept, tuning steps, draws per chain) of each run a curve may get: with
+    ``geometry="auto"`` the runs of :data:`LADDER` (:func:`retry_ladder`, :func:`run_lengths`), else the one run
+    in the pinned geometry at the settings' target_accept (or its :data:`FIRST_ACCEPT`), tuning and draws."""
+    s = settings
+    if s.geometry != "auto":
+        return [(s.geometry, s.accept(s.geometry), s.tune, s.draws)]
+    return [(*rung, *lengths) for rung, lengths in zip(retry_ladder(s.target_accept), run_lengths(s), strict=True)]
+
+
 def kept_draws(result, names: list[str], drawn: int, kept: int) -> dict[str, np.ndarray]:
     """The posterior arrays ``names`` (chain, draw) of a sampler's ``result`` with ``drawn`` draws per chain,
     thinned to ``kept`` (a long run of :data:`LADDER`: every curve keeps the settings' number of draws)."""
@@ -357,15 +365,15 @@ def parse_ladder(text: str) -> tuple[tuple[str, float | None, bool], ...]:
     return tuple(rungs)
 
 
-def healthiest(attempt: Callable, ladder: list[tuple[str, float]]):
-    """Run ``attempt(geometry, target_accept)`` along ``ladder`` until a run is healthy (no warnings); return the
-    healthiest run — fewest missed thresholds (:func:`health_warnings` gives one warning per missed threshold:
-    divergences, R-hat, ESS), then the smaller worst R-hat where it misses 1.01, then fewer divergences (of two
-    runs whose chains agree, one with a single divergence is kept over one with hundreds), then the smaller worst
-    R-hat — with the seconds of every run counted."""
+def healthiest(attempt: Callable, ladder: list[tuple]):
+    """Run ``attempt(*run)`` for each run of ``ladder`` (``(geometry, target_accept[, tune, draws])``, e.g.
+    :func:`ladder_runs`) until one is healthy (no warnings); return the healthiest run — fewest missed thresholds
+    (:func:`health_warnings` gives one warning per missed threshold: divergences, R-hat, ESS), then the smaller worst
+    R-hat where it misses 1.01, then fewer divergences (of two runs whose chains agree, one with a single divergence
+    is kept over one with hundreds), then the smaller worst R-hat — with the seconds of every run counted."""
     tried = []
-    for geometry, accept in ladder:
-        tried.append(attempt(geometry, accept))
+    for run in ladder:
+        tried.append(attempt(*run))
         TIMINGS["retry" if len(tried) > 1 else "sample"] += tried[-1].seconds
         TIMINGS["retries" if len(tried) > 1 else "runs"] += 1
         if not tried[-1].warnings:

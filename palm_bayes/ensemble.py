@@ -19,7 +19,7 @@ import pandas as pd
 from . import _compat
 from .curve import budget_curve
 from .diagnostics import diagnostics_table, health_warnings
-from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, retry_ladder, run_lengths
+from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, ladder_runs
 from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
@@ -64,11 +64,11 @@ def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple
     check_family(family)
     s = sampler.settings
     seed = curve_seed(s.seed, (*key, family))
-    ladder = [(g if family in LEVELS_FAMILIES else "shape", accept) for g, accept in retry_ladder(s.target_accept)]
-    runs = iter(run_lengths(s))
+    # the whole ladder, whatever geometry the settings pin for PALM
+    ladder = [(g if family in LEVELS_FAMILIES else "shape", *rest) for g, *rest in
+              ladder_runs(replace(s, geometry="auto"))]
 
-    def attempt(geometry, accept):
-        tune, draws = next(runs)
+    def attempt(geometry, accept, tune, draws):
         model, compiled = sampler.compiled(
             ("family", family, geometry, pad_runs(data.n_runs), s.noise_trend),
             lambda: build_family_model(family, pad_runs(data.n_runs), s.noise_trend, geometry))

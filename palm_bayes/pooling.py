@@ -60,7 +60,7 @@ import pandas as pd
 from . import _compat
 from .curve import delta_from_log_lambda, palm_curve_cloglog
 from .diagnostics import ESS_MIN, diagnostics_table, health_warnings
-from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, retry_ladder, run_lengths
+from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, ladder_runs
 from .model import A_SD, BETA_SD, ETA_SD, AMaxPrior, CurveData, levels_geometry, marginal_run_loglik, pad_runs
 from .two_stage import pooled_ceiling_draws, proposal_prior, refined_proposal
 
@@ -224,10 +224,7 @@ def sample_group(sampler: PalmSampler, data: GroupData, pooling: str, key: tuple
         raise ValueError(f"group_sampler must be one of {GROUP_SAMPLERS}")
     if pooling == "ceiling" and s.group_sampler == "two-stage":
         return sample_two_stage(sampler, data, key, methods or [str(m) for m in range(len(data.curves))])
-    ladder = retry_ladder(s.target_accept) if s.geometry == "auto" else [(s.geometry, s.accept(s.geometry))]
-    runs = iter(run_lengths(s))
-    best = healthiest(lambda geometry, accept: _sample_group(sampler, data, pooling, key, geometry, accept,
-                                                             *next(runs)), ladder)
+    best = healthiest(lambda *run: _sample_group(sampler, data, pooling, key, *run), ladder_runs(s))
     for post in best.curves:
         post.seconds = best.seconds / len(best.curves)
     return best
