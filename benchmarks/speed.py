@@ -5,15 +5,17 @@
    (the first run), retries (later rungs of the retry ladder) and the rest (point fit, forecast, writing files).
 2. The reference: a plain PyMC script a user would write, the same model and data (``palm_bayes.model``) sampled
    with ``pm.sample()`` defaults, in a fresh process.
-3. With ``--sets``: every curve of a dev set (``../shared/data``, official pilots) in one fresh process, through
-   ``forecast_benchmark.run_set``: wall time per curve (compile included), the phases, health and accuracy.
+3. With ``--sets``: every curve of a dev set (``../shared/data``, official pilots) in one call in a fresh process,
+   through ``forecast_benchmark.run_set``, once per ``--jobs`` value (default: one process, then every core as
+   ``palm-bayes forecast`` does by default): wall time per curve (compile included), the phases, health and
+   accuracy. The same seed gives the same forecast whatever ``--jobs``.
 
 Each of 1 and 2 runs ``--repeats`` times (the first run on a machine also fills PyTensor's and palm-bayes's
 on-disk caches, see palm_bayes/compile_cache.py; the acceptance figure is the later runs). "compiles" counts the
 models compiled, "loads" those loaded from palm-bayes's cache; "compile" is the time of both. Run nothing heavy
 beside it: the timings are wall-clock.
 
-    python benchmarks/speed.py [--repeats 3] [--sets lcdb al] [--method random]
+    python benchmarks/speed.py [--repeats 3] [--sets lcdb al] [--method random] [--jobs 1 0]
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                     "(default: the library's)")
     ap.add_argument("--batch-args", default="", help="more forecast_benchmark.py flags for the batches, e.g. "
                     "'--draws 500'")
+    ap.add_argument("--jobs", type=int, nargs="+", default=[1, 0],
+                    help="worker processes of the batches, each value a batch (0 = every core, the command line's "
+                    "default; 1 = one process, where the phases are not shared between workers)")
     return ap.parse_args(argv)
 
 
@@ -145,20 +150,28 @@ def single(a: argparse.Namespace, tmp: Path) -> None:
 
 
 def batch(a: argparse.Namespace, tmp: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from palm_bayes.parallel import check_jobs
+
     for name in a.sets:
-        t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}"), a.ladder,
-                             a.batch_args)
-        s = t["score"]
-        n = s["curves_fitted"]
-        print(f"\n== {name} dev: {n} curves in one fresh process (ladder {a.ladder or 'default'}"
-              f"{', ' + a.batch_args if a.batch_args else ''}) ==")
-        print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
-        print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models compiled,"
-              f" {t.get('loads', 0)} loaded from the cache), build {t.get('build', 0):.1f} s,"
-              f" NUTS first runs {t.get('sample', 0):.1f} s ({t.get('runs', 0)} runs),"
-              f" retries {t.get('retry', 0):.1f} s ({t.get('retries', 0)} rungs)")
-        print(f"  healthy {s['healthy_fraction']:.0%}; final-budget MAE {s['mae_final']:.2f}; peak memory of the"
-              f" largest child so far {peak:.0f} MiB")
+        for jobs in a.jobs:
+            workers = check_jobs(jobs)
+            t, wall, peak = child(BATCH_CHILD, str(ROOT / "benchmarks"), name, str(tmp / f"batch_{name}_{jobs}"),
+                                  a.ladder, f"{a.batch_args} --jobs {workers}")
+            s = t["score"]
+            n = s["curves_fitted"]
+            how = "one process" if workers == 1 else f"{workers} worker processes" + (
+                ", the command line's default" if jobs == 0 else "")
+            summed = "" if workers == 1 else " (phases summed over the workers)"
+            print(f"\n== {name} dev: {n} curves in one call, {how} (ladder {a.ladder or 'default'}"
+                  f"{', ' + a.batch_args if a.batch_args else ''}) ==")
+            print(f"  wall {wall:.1f} s = {wall / n:.2f} s per curve (compile included); fit {s['wall_s_total']:.1f} s")
+            print(f"  compile {t.get('compile', 0):.1f} s ({t.get('compiles', 0)} models compiled,"
+                  f" {t.get('loads', 0)} loaded from the cache), build {t.get('build', 0):.1f} s,"
+                  f" NUTS first runs {t.get('sample', 0):.1f} s ({t.get('runs', 0)} runs),"
+                  f" retries {t.get('retry', 0):.1f} s ({t.get('retries', 0)} rungs){summed}")
+            print(f"  healthy {s['healthy_fraction']:.0%}; final-budget MAE {s['mae_final']:.2f}; peak memory of"
+                  f" the largest child so far {peak:.0f} MiB")
 
 
 def main() -> None:

@@ -123,7 +123,7 @@ def has_nutpie() -> bool:
 _COMPILED: dict[tuple, tuple] = {}
 #: Seconds and counts of the engine's phases in this process: ``build`` / ``compile`` (and ``compiles``, ``loads``
 #: from the on-disk cache), ``sample`` (the first run of each curve or group, ``runs``) and ``retry`` (later rungs
-#: of the retry ladder, ``retries``).
+#: of the retry ladder, ``retries``); :meth:`palm_bayes.forecast.Forecaster.fit` adds its worker processes' too.
 #: Read by ``benchmarks/speed.py``; nothing else depends on it.
 TIMINGS: Counter = Counter()
 #: Status lines ("compiling the model ...") go to this logger; the command line prints its INFO lines.
@@ -319,13 +319,16 @@ LADDER: tuple[tuple[str, float | None, bool], ...] = (("levels", None, False), (
 RETRY_DRAWS = 2
 
 
-def retry_ladder(target_accept: float | None = None) -> list[tuple[str, float]]:
+def retry_ladder(target_accept: float | None = None,
+                 first_accept: dict[str, float] | None = None) -> list[tuple[str, float]]:
     """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn (:data:`LADDER`), until one is
-    healthy; ``target_accept`` is the settings' (None: each geometry's :data:`FIRST_ACCEPT` for the first run)."""
+    healthy; ``target_accept`` is the settings' (None: each geometry's ``first_accept``, default
+    :data:`FIRST_ACCEPT`, for the first run)."""
+    first_accept = FIRST_ACCEPT if first_accept is None else first_accept
     rungs = []
     for geometry, accept, _ in LADDER:
         if accept is None:
-            accept = FIRST_ACCEPT[geometry] if target_accept is None else target_accept
+            accept = first_accept[geometry] if target_accept is None else target_accept
         rungs.append((geometry, accept if target_accept is None else max(accept, target_accept)))
     return rungs
 
@@ -337,14 +340,20 @@ def run_lengths(settings: SamplerSettings) -> list[tuple[int, int]]:
             else (settings.tune, settings.draws) for _, _, long in LADDER]
 
 
-def ladder_runs(settings: SamplerSettings) -> list[tuple[str, float, int, int]]:
+def ladder_runs(settings: SamplerSettings,
+                first_accept: dict[str, float] | None = None) -> list[tuple[str, float, int, int]]:
     """(geometry, target_accept, tuning steps, draws per chain) of each run a curve may get: with
     ``geometry="auto"`` the runs of :data:`LADDER` (:func:`retry_ladder`, :func:`run_lengths`), else the one run
-    in the pinned geometry at the settings' target_accept (or its :data:`FIRST_ACCEPT`), tuning and draws."""
+    in the pinned geometry at the settings' target_accept (or its :data:`FIRST_ACCEPT`), tuning and draws.
+    ``first_accept`` replaces :data:`FIRST_ACCEPT` for a model whose coordinates want other first steps (another
+    curve family's, :mod:`palm_bayes.ensemble`)."""
     s = settings
+    first_accept = FIRST_ACCEPT if first_accept is None else first_accept
     if s.geometry != "auto":
-        return [(s.geometry, s.accept(s.geometry), s.tune, s.draws)]
-    return [(*rung, *lengths) for rung, lengths in zip(retry_ladder(s.target_accept), run_lengths(s), strict=True)]
+        accept = s.target_accept if s.target_accept is not None else first_accept[s.geometry]
+        return [(s.geometry, accept, s.tune, s.draws)]
+    return [(*rung, *lengths) for rung, lengths in
+            zip(retry_ladder(s.target_accept, first_accept), run_lengths(s), strict=True)]
 
 
 def kept_draws(result, names: list[str], drawn: int, kept: int) -> dict[str, np.ndarray]:

@@ -19,13 +19,19 @@ import pandas as pd
 from . import _compat
 from .curve import budget_curve
 from .diagnostics import diagnostics_table, health_warnings
-from .engine import CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, ladder_runs
+from .engine import FIRST_ACCEPT, CurvePosterior, PalmSampler, curve_seed, healthiest, kept_draws, ladder_runs
 from .families import check_family, family_curve
 from .model import AMaxPrior, CurveData, build_family_model, pad_runs
 from .pooling import GroupData, resampled, two_stages
 
 #: the families written in "levels" coordinates too
 LEVELS_FAMILIES = ("mmf4",)
+#: The first run's target_accept in the level coordinates of :data:`LEVELS_FAMILIES` (PALM's own is
+#: :data:`palm_bayes.engine.FIRST_ACCEPT`): at 0.9 MMF4's first run diverged on 25 of 60 LCDB and 12 of 25 AL dev
+#: curves, often with only 1-3 divergences in 4000 draws (12 of the 25 LCDB ones), which slightly smaller steps
+#: avoid and which otherwise cost a retry. Chosen among 0.9 / 0.95 / 0.97 on each dev set with
+#: ``--families palm,mmf4`` and scored on the other: 0.95 both ways (docs/benchmarks.md, 2026-12-07, night).
+LEVELS_FIRST_ACCEPT = 0.95
 #: what is kept per draw
 FAMILY_PARAMS = ("A_max", "eta1", "p", "q", "sigma", "tau", "gamma")
 #: the family whose own model (:mod:`palm_bayes.model`) is sampled by :class:`~palm_bayes.engine.PalmSampler`
@@ -66,7 +72,8 @@ def sample_family(sampler: PalmSampler, data: CurveData, family: str, key: tuple
     seed = curve_seed(s.seed, (*key, family))
     # the whole ladder, whatever geometry the settings pin for PALM
     ladder = [(g if family in LEVELS_FAMILIES else "shape", *rest) for g, *rest in
-              ladder_runs(replace(s, geometry="auto"))]
+              ladder_runs(replace(s, geometry="auto"),
+                          {**FIRST_ACCEPT, "levels": LEVELS_FIRST_ACCEPT} if family in LEVELS_FAMILIES else None)]
 
     def attempt(geometry, accept, tune, draws):
         model, compiled = sampler.compiled(

@@ -7,8 +7,10 @@ again.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +21,7 @@ import pandas as pd
 from .curve import budget_curve, on_scale
 from .data import CURVE_KEYS, check_scale, iter_curves, scale_max
 from .discrepancy import DISCREPANCY, with_discrepancy
-from .engine import CurvePosterior, PalmSampler, SamplerSettings, curve_seed
+from .engine import TIMINGS, CurvePosterior, PalmSampler, SamplerSettings, curve_seed
 from .ensemble import PALM, CurveMixture, FamilyPosterior, check_families, mixture_weights, sample_family_group
 from .errors import InputError, first_line
 from .model import PARAMS, AMaxPrior, CurveData
@@ -225,6 +227,8 @@ class Forecaster:
                     self.progress(i, n_curves, key, fit.seconds)
             if result.group is not None:
                 self.groups[tasks[j].keys[0][:2]] = result.group
+            if result.pid != os.getpid():  # a worker's phase timings (benchmarks/speed.py reads them)
+                TIMINGS.update(result.timings)
         f = scale_max(self.scale)
         for key in (k for task in tasks for k in task.keys):  # stored in table order, whatever finished first
             r = done[key]
@@ -520,10 +524,13 @@ class CurveFit:
 
 @dataclass
 class TaskFit:
-    """What one :class:`FitTask` gave: a :class:`CurveFit` per key, and the group posterior of a joint fit."""
+    """What one :class:`FitTask` gave: a :class:`CurveFit` per key, the group posterior of a joint fit, and the
+    engine's phase timings of the task (:data:`palm_bayes.engine.TIMINGS`) in the process ``pid`` that ran it."""
 
     fits: list[CurveFit]
     group: GroupPosterior | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
 
 
 def fit_tasks(df: pd.DataFrame, scale: str, settings: SamplerSettings, backend: str | None, prior: AMaxPrior,
@@ -542,7 +549,7 @@ def fit_tasks(df: pd.DataFrame, scale: str, settings: SamplerSettings, backend: 
 
 def fit_task(task: FitTask) -> TaskFit:
     """Point fits and posterior(s) of one task; a sampling failure is returned as a message, not raised."""
-    t0 = time.perf_counter()
+    t0, timings = time.perf_counter(), Counter(TIMINGS)
     data = [CurveData.from_rows(rows, task.scale, a_max_prior=task.prior) for rows in task.rows]
     points = [fit_curve(rows, mode="robust", scale=task.scale, b=cd.b, seed=task.settings.seed)
               for rows, cd in zip(task.rows, data, strict=True)]
@@ -569,7 +576,7 @@ def fit_task(task: FitTask) -> TaskFit:
     seconds = (time.perf_counter() - t0) / len(data)
     return TaskFit([CurveFit(pt, post, failure, seconds, cd.best, mem, fails)
                     for pt, post, cd, mem, fails in zip(points, posteriors, data, members, member_failures,
-                                                        strict=True)], group)
+                                                        strict=True)], group, dict(TIMINGS - timings), os.getpid())
 
 
 def _message(e: Exception) -> str:

@@ -297,6 +297,32 @@ def test_auto_geometry_retries_an_unhealthy_curve_and_keeps_the_healthier(monkey
         (200, 400), (200, 400), (700, 800), (700, 800)]
 
 
+def test_the_families_first_run_takes_its_own_target_accept(monkeypatch):
+    """MMF4's level coordinates start at ``ensemble.LEVELS_FIRST_ACCEPT``, a family without them (its own
+    parameters) at PALM's first accept as before, and the rest of the ladder is PALM's; a user's target_accept
+    still sets the first run of both."""
+    from palm_bayes import engine, ensemble
+    from palm_bayes.model import CurveData
+
+    rows = pd.DataFrame({"run": ["a"] * 6, "budget": np.arange(1, 7) * 10.0,
+                         "score": [0.5, 0.6, 0.66, 0.7, 0.72, 0.74]})
+    data = CurveData.from_rows(rows, "fraction")
+    seen = []
+
+    def fake_healthiest(attempt, ladder):
+        seen.append([run[:2] for run in ladder])
+
+    monkeypatch.setattr(ensemble, "healthiest", fake_healthiest)
+    for family, accept in (("mmf4", None), ("pow4", None), ("mmf4", 0.98)):
+        sampler = engine.PalmSampler(engine.SamplerSettings(target_accept=accept), backend="pymc")
+        ensemble.sample_family(sampler, data, family, ("d", "m", "c"))
+    rest = [("shape", 0.99), ("shape", 0.99)]
+    assert seen[0] == [("levels", ensemble.LEVELS_FIRST_ACCEPT), *rest, ("levels", 0.99)]
+    assert seen[1] == [("shape", engine.FIRST_ACCEPT["levels"]), *rest, ("shape", 0.99)]
+    assert seen[2] == [("levels", 0.98), *rest, ("levels", 0.99)]
+    assert ensemble.LEVELS_FIRST_ACCEPT != engine.FIRST_ACCEPT["levels"]
+
+
 def test_the_two_stages_count_both_passes_and_the_joint_run_climbs_the_same_ladder(monkeypatch):
     """A method refitted under the refined proposal keeps the seconds of both passes (kept or not); the joint group
     run takes the ladder's run lengths (the long runs tune longer and draw twice as many, thinned back)."""
