@@ -73,9 +73,12 @@ class SamplerSettings:
     #: or "joint" (one NUTS run over the group's joint model, the reference)
     group_sampler: str = "two-stage"
 
-    def accept(self, geometry: str) -> float:
-        """The first run's target_accept in ``geometry`` ("shape" or "levels")."""
-        return self.target_accept if self.target_accept is not None else FIRST_ACCEPT[geometry]
+    def accept(self, geometry: str, first_accept: dict[str, float] | None = None) -> float:
+        """The first run's target_accept in ``geometry`` ("shape" or "levels"): the settings', else the geometry's
+        in ``first_accept`` (default :data:`FIRST_ACCEPT`)."""
+        if self.target_accept is not None:
+            return self.target_accept
+        return (FIRST_ACCEPT if first_accept is None else first_accept)[geometry]
 
     @property
     def marginalised(self) -> bool:
@@ -348,10 +351,8 @@ def ladder_runs(settings: SamplerSettings,
     ``first_accept`` replaces :data:`FIRST_ACCEPT` for a model whose coordinates want other first steps (another
     curve family's, :mod:`palm_bayes.ensemble`)."""
     s = settings
-    first_accept = FIRST_ACCEPT if first_accept is None else first_accept
     if s.geometry != "auto":
-        accept = s.target_accept if s.target_accept is not None else first_accept[s.geometry]
-        return [(s.geometry, accept, s.tune, s.draws)]
+        return [(s.geometry, s.accept(s.geometry, first_accept), s.tune, s.draws)]
     return [(*rung, *lengths) for rung, lengths in
             zip(retry_ladder(s.target_accept, first_accept), run_lengths(s), strict=True)]
 
