@@ -76,9 +76,7 @@ class SamplerSettings:
     def accept(self, geometry: str, first_accept: dict[str, float] | None = None) -> float:
         """The first run's target_accept in ``geometry`` ("shape" or "levels"): the settings', else the geometry's
         in ``first_accept`` (default :data:`FIRST_ACCEPT`)."""
-        if self.target_accept is not None:
-            return self.target_accept
-        return (FIRST_ACCEPT if first_accept is None else first_accept)[geometry]
+        return first_run_accept(geometry, self.target_accept, first_accept)
 
     @property
     def marginalised(self) -> bool:
@@ -322,16 +320,24 @@ LADDER: tuple[tuple[str, float | None, bool], ...] = (("levels", None, False), (
 RETRY_DRAWS = 2
 
 
+def first_run_accept(geometry: str, target_accept: float | None = None,
+                     first_accept: dict[str, float] | None = None) -> float:
+    """The first run's target_accept in ``geometry``: ``target_accept`` (the settings') if given, else the
+    geometry's in ``first_accept`` (default :data:`FIRST_ACCEPT`)."""
+    if target_accept is not None:
+        return target_accept
+    return (FIRST_ACCEPT if first_accept is None else first_accept)[geometry]
+
+
 def retry_ladder(target_accept: float | None = None,
                  first_accept: dict[str, float] | None = None) -> list[tuple[str, float]]:
     """The (geometry, target_accept) runs ``geometry="auto"`` tries in turn (:data:`LADDER`), until one is
     healthy; ``target_accept`` is the settings' (None: each geometry's ``first_accept``, default
     :data:`FIRST_ACCEPT`, for the first run)."""
-    first_accept = FIRST_ACCEPT if first_accept is None else first_accept
     rungs = []
     for geometry, accept, _ in LADDER:
         if accept is None:
-            accept = first_accept[geometry] if target_accept is None else target_accept
+            accept = first_run_accept(geometry, target_accept, first_accept)
         rungs.append((geometry, accept if target_accept is None else max(accept, target_accept)))
     return rungs
 
