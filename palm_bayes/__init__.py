@@ -1,5 +1,6 @@
 """palm-bayes: Bayesian PALM learning-curve forecasts for active learning."""
 
+from . import _compat  # noqa: F401  (first: its filter of ArviZ's import-time announcement)
 from .curve import PARAMETERS, budget_curve, budget_to_reach, episodes_to_reach, labels_to_reach, palm_curve
 from .data import load_curves, read_csv_curves
 from .errors import InputError, OutputError

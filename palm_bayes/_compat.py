@@ -12,13 +12,17 @@ import warnings
 
 import numpy as np
 
+# ArviZ 0.x announces its 1.0 refactor once a day when it is first imported, by us or by PyMC / nutpie: nothing a
+# palm-bayes user can act on (this module keeps both generations working), so that one message is not shown
+warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning,
+                        module="arviz")
+
 
 @functools.cache
 def arviz():
     """ArviZ, imported on first use: a command that refuses its input never pays its import (about 1.5 s)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.x announces its 1.0 refactor on import
-        import arviz as az
+    import arviz as az
+
     return az
 
 

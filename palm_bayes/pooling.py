@@ -9,8 +9,8 @@ they show, as much as the data say they agree.
 ``pooling="ceiling"`` (partial pooling of A_max, non-centred)::
 
     logit(A_max_m / C) = μ_A + s_A · z_m,   z_m ~ N(0, 1)
-    μ_A ~ N(logit(best pilot mean of the group / C), A_SD)     (or the user's prior range, see AMaxPrior)
-    s_A ~ HalfNormal(POOL_SD["A_max"])                         the learned pooling scale (logit units)
+    μ_A ~ N(logit(best pilot mean of the group / C) + A_LIFT, A_SD)   (or the user's prior range, AMaxPrior)
+    s_A ~ HalfNormal(POOL_SD["A_max"])                                the learned pooling scale (logit units)
 
 with C the known ceiling (1 by default); at A_max ≈ 0.85 a scale of 0.5 is about ±6 accuracy points between
 methods. s_A near 0 means one shared ceiling; a large s_A means the methods' ceilings differ, and each method

@@ -55,7 +55,7 @@ def test_pooled_ceiling_is_narrower_and_still_covers_the_truth(shared):
     hit = {name: (t.lower <= true.loc[t.index]) & (true.loc[t.index] <= t.upper)
            for name, t in (("pooled", pooled), ("alone", alone))}
     # the steep methods' ceilings are what pooling is for: each gets a narrower interval, unless alone it was
-    # narrow by being wrong (the single-curve prior sits at the best pilot mean, below a steep curve's ceiling:
+    # narrow by being wrong (the single-curve prior sits just above the best pilot mean, below a steep curve's ceiling:
     # docs/benchmarks.md, simulated groups); at the test's short chains that happens for one method in six
     narrower_or_alone_wrong = (width["pooled"] < width["alone"]) | ~hit["alone"]
     assert narrower_or_alone_wrong.loc[steep].all(), pd.DataFrame({**width, **hit}).loc[steep]

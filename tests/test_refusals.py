@@ -187,3 +187,16 @@ def test_a_refusal_does_not_import_the_heavy_libraries(tmp_path):
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
         assert done.stdout.strip() == "2 []", (argv, done.stdout, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_arviz_import_announcement_is_not_shown(tmp_path):
+    """ArviZ 0.x warns about its coming refactor on the day's first import (by PyMC or nutpie too): nothing a user
+    can act on, so importing palm-bayes filters that one message and no other warning."""
+    code = ("import warnings, palm_bayes, pymc\n"
+            "warnings.warn('another FutureWarning', FutureWarning)\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}  # ArviZ keeps its once-a-day stamp in the user's cache
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ArviZ is undergoing" not in done.stderr
+    assert "another FutureWarning" in done.stderr  # the filter is for that message only
