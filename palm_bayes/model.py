@@ -9,12 +9,12 @@ Priors (every sampled quantity is unconstrained and smooth; nothing is clipped):
 
 ``z_A``       logit A_max = logit(best pilot mean) + ``A_LIFT`` + ``A_SD`` · z_A,  z_A ~ N(0, 1).
               The ceiling is above what the pilot has reached: the prior's median sits ``A_LIFT`` = 0.5 logit
-              units above the best pilot mean (0.70 → 0.79, 0.90 → 0.94, about a third of the remaining
-              headroom), and the sd of 1.0 still allows e.g. 0.70 → [0.34, 0.97] (±2 sd). A prior centred on the
-              best pilot mean itself put half its mass where the data do not allow a ceiling and pulled every
-              forecast down: the final-budget forecast was below the truth on 78 % of LCDB dev curves, 88 % of AL
-              dev curves and 90 % of 168 more AL curves. The lift was chosen across sets (docs/benchmarks.md,
-              2026-12-07, last entry).
+              units above the best pilot mean (0.30 → 0.41, 0.70 → 0.79, 0.90 → 0.94: a sixth to two fifths of
+              the remaining headroom), and the sd of 1.0 still allows e.g. 0.70 → [0.34, 0.97] (±2 sd). A prior
+              centred on the best pilot mean itself put half its mass where the data do not allow a ceiling and
+              pulled every forecast down: the final-budget forecast was below the truth on 78 % of LCDB dev
+              curves, 88 % of AL dev curves and 90 % of 168 more AL curves. The lift was chosen across sets
+              (docs/benchmarks.md, 2026-12-07, late night).
               What the user knows replaces it (:class:`AMaxPrior`): a known ceiling C (e.g. the accuracy of
               training on the whole pool) makes A_max = C · sigmoid(·), the same logit-normal shape rescaled to
               (0, C), so every draw stays below C; a prior range [LO, HI] centres and scales the logit-normal so

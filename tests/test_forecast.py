@@ -457,6 +457,22 @@ def test_known_ceiling_bounds_every_draw_and_narrows_a_rising_curve():
     assert fits["ceiling"].diagnostics().a_max_prior[0] == "A_max < 0.65 (known ceiling)"
 
 
+def test_the_default_ceiling_prior_has_its_median_above_the_pilot():
+    """The data rule out a ceiling below the levels the pilot reached, so the default prior puts its median above
+    the best pilot mean (a sixth to two fifths of the way to the ceiling C), with or without a known ceiling; the
+    same spread; a user's range is not moved."""
+    from palm_bayes.model import A_SD, AMaxPrior
+
+    for below in (None, 0.95):
+        for best in (0.3, 0.7, 0.9):
+            top, mu, sd = AMaxPrior(below=below).coords(best)
+            median = top / (1 + np.exp(-mu))
+            assert best + 0.1 * (top - best) < median < best + 0.5 * (top - best), (below, best, median)
+            assert sd == A_SD
+    top, mu, _ = AMaxPrior(low=0.8, high=0.9).coords(best=0.95)
+    assert top / (1 + np.exp(-mu)) == pytest.approx(6 / 7)  # the range's centre: odds √(4 · 9) = 6
+
+
 def test_prior_range_quantiles_and_bad_prior_knowledge():
     from palm_bayes.errors import InputError
     from palm_bayes.model import AMaxPrior
