@@ -71,6 +71,8 @@ def pilot_fit(name: str, path: str, posterior: str | None, a, task):
         fc.save(Path(a.out) / name)
     if a.discrepancy is not None:
         fc.discrepancy = a.discrepancy
+    if a.drift is not None:
+        fc.drift = a.drift
     sizes = {k: int(g.budget.nunique()) for k, g in pilot.groupby(["dataset", "model", "method"])}
     return full, CutoffFit("AL pilot", sizes, fc), time.perf_counter() - t0
 
@@ -88,6 +90,8 @@ def main() -> None:
     ap.add_argument("--families", default=None, help="curve families when fitting, e.g. palm,mmf4 (default: the "
                     "Forecaster's)")
     ap.add_argument("--discrepancy", type=float, default=None, help="decide with this extrapolation discrepancy")
+    ap.add_argument("--drift", type=float, default=None, help="decide with this drift of the discrepancy (default: "
+                    "the saved posterior's, the library's when fitting)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "decision"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import numpy as np
 
 from palm_bayes import data
 from palm_bayes.diagnostics import sampler_runs
-from palm_bayes.discrepancy import DISCREPANCY
+from palm_bayes.discrepancy import DISCREPANCY, DRIFT
 from palm_bayes.errors import InputError
 from palm_bayes.families import FAMILIES
 from palm_bayes.forecast import DEFAULT_FAMILIES, DEFAULT_POOLING, Forecaster, print_progress
@@ -70,6 +70,9 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--discrepancy", type=float, metavar="KAPPA",
                    help=f"scale of the extrapolation discrepancy beyond the last observed budget (default "
                    f"{DISCREPANCY:g}; 0: assume the PALM form holds exactly far beyond the data)")
+    g.add_argument("--drift", type=float, metavar="D",
+                   help=f"drift of that discrepancy, logit units per unit of log budget ratio: the fitted curves "
+                   f"saturated too early on every development set (default {DRIFT:g}; 0: no drift)")
     g.add_argument("--jobs", type=int, default=0,
                    help="worker processes for the per-curve fits (default 0 = every core); same numbers for any N")
     g.add_argument("--dask-scheduler", metavar="ADDRESS",
@@ -101,6 +104,8 @@ def check_sampling_flags(args: argparse.Namespace) -> None:
     if args.discrepancy is not None and not 0 <= args.discrepancy < 1:
         raise InputError(f"--discrepancy {args.discrepancy:g}: expected a scale between 0 and 1 (default "
                          f"{DISCREPANCY:g})")
+    if args.drift is not None and not -1 < args.drift < 1:
+        raise InputError(f"--drift {args.drift:g}: expected a drift between -1 and 1 (default {DRIFT:g})")
     for flag in ("draws", "chains"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive whole number")
@@ -129,6 +134,7 @@ def forecaster_from_args(args: argparse.Namespace) -> Forecaster:
     return Forecaster(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                       likelihood=args.likelihood, geometry=args.geometry, a_max_below=args.a_max_below,
                       discrepancy=DISCREPANCY if args.discrepancy is None else args.discrepancy,
+                      drift=DRIFT if args.drift is None else args.drift,
                       a_max_range=args.a_max_prior, pooling=args.pooling,
                       group_sampler=args.group_sampler, jobs=check_jobs(args.jobs), families=args.families,
                       scheduler=args.dask_scheduler,
@@ -166,6 +172,8 @@ def fit_or_load(args: argparse.Namespace, out: OutputDir, say, command: str, che
                              f"{data.SCALE_WORDS[fc.scale]}")
         if args.discrepancy is not None:
             fc.discrepancy = args.discrepancy
+        if args.drift is not None:
+            fc.drift = args.drift
         keys = [k for k in fc.keys() if (not args.dataset or k[0] in args.dataset)
                 and (not args.model or k[1] in args.model) and (not args.method or k[2] in args.method)]
         if not keys:

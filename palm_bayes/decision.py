@@ -224,8 +224,9 @@ class CurveDraws:
     far (their spacing is continued by :func:`measurement_budgets`) and ``observed_means`` the mean over runs at
     each of them. With ``discrepancy`` κ > 0 each draw's mean curve strays from the PALM form beyond
     ``current_budget`` (the last observed budget) by a Brownian motion in log budget
-    (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`), as in the forecast bands; ``seed`` fixes its paths
-    and the measurement noise.
+    (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`), with ``drift`` carrying it up
+    (:func:`palm_bayes.discrepancy.drifted`), as in the forecast bands; ``seed`` fixes its paths and the
+    measurement noise.
     """
 
     A_max: np.ndarray
@@ -237,6 +238,7 @@ class CurveDraws:
     current_mean: float
     ess: float = np.inf
     discrepancy: float = 0.0
+    drift: float = 0.0
     scale_top: float = 1.0
     seed: int = 0
     noise_sd: Callable[[np.ndarray], np.ndarray] | None = None
@@ -256,10 +258,11 @@ class CurveDraws:
         else:
             mu = budget_curve(B[None, :], self.A_max[:, None], self.delta[:, None], self.alpha[:, None],
                               self.beta[:, None], b=self.b)
-        if self.discrepancy <= 0:
+        if self.discrepancy <= 0 and self.drift == 0:
             return mu
         rng = np.random.default_rng(self.seed)  # the same paths for the same budgets, call after call
-        return with_discrepancy(mu, B, self.current_budget, self.discrepancy, rng, top=self.scale_top)
+        return with_discrepancy(mu, B, self.current_budget, self.discrepancy, rng, top=self.scale_top,
+                                drift=self.drift)
 
     def budget_to_reach(self, target: float, horizon: float | None = None) -> np.ndarray:
         """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ.
@@ -279,7 +282,7 @@ class CurveDraws:
             exact = first_passage(self.curve(grid) >= target, grid)
         else:
             exact = np.asarray(budget_to_reach(target, self.A_max, self.delta, self.alpha, self.beta, self.b))
-            if self.discrepancy <= 0:
+            if self.discrepancy <= 0 and self.drift == 0:
                 return exact
         top = float(horizon) if horizon is not None else 4 * self.current_budget
         if top not in self._paths:
@@ -615,7 +618,7 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
             draws = CurveDraws(flat["A_max"] * top, flat["delta"], flat["alpha"], flat["beta"],
                                b=post.b, current_budget=now, current_mean=current,
                                ess=float(post.diagnostics.ess_bulk.min()), discrepancy=fc.discrepancy,
-                               scale_top=top, seed=curve_seed(fc.settings.seed, key) + 5,
+                               drift=fc.drift, scale_top=top, seed=curve_seed(fc.settings.seed, key) + 5,
                                noise_sd=lambda B, source=source: source.noise_sd(B) * top, curve=curve,
                                n_runs=int(seen["run"].nunique()), observed_budgets=means.index.to_numpy(),
                                observed_means=means.to_numpy())

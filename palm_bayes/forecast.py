@@ -20,7 +20,7 @@ import pandas as pd
 
 from .curve import budget_curve, on_scale
 from .data import CURVE_KEYS, check_scale, iter_curves, scale_max
-from .discrepancy import DISCREPANCY, with_discrepancy
+from .discrepancy import DISCREPANCY, DRIFT, with_discrepancy
 from .engine import TIMINGS, CurvePosterior, PalmSampler, SamplerSettings, curve_seed
 from .ensemble import PALM, CurveMixture, FamilyPosterior, check_families, mixture_weights, sample_family_group
 from .errors import InputError, first_line
@@ -105,6 +105,10 @@ class Forecaster:
         the PALM form by a Brownian motion in log budget, sd = κ √log(B / B_last) on the fraction scale
         (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`; default set on the development sets). 0 turns it
         off: the bands then assume the PALM form holds exactly far beyond the data.
+    drift : float
+        Drift of that discrepancy, logit units per unit of log(B / B_last): beyond the data the mean curve's draws
+        are carried up by it (:func:`palm_bayes.discrepancy.drifted`; the fitted forms saturated too early on
+        every development set; default chosen across sets). 0 turns it off.
     families : str or sequence of str
         Curve families to forecast with (:mod:`palm_bayes.families`), e.g. ``("palm", "mmf4")`` or
         ``"palm,mmf4"``; ``palm`` must be among them. Each is sampled per curve (PALM by its own model, the others
@@ -156,6 +160,7 @@ class Forecaster:
                  low_rank: bool = True, misfit: bool = False, loo: bool = False, geometry: str = "auto",
                  ar1: bool = False, marginal_runs: bool = True, a_max_below: float | None = None,
                  a_max_range: tuple[float, float] | None = None, discrepancy: float = DISCREPANCY,
+                 drift: float = DRIFT,
                  pooling: str = DEFAULT_POOLING, group_sampler: str = "two-stage", jobs: int = 1, scheduler=None,
                  backend: str | None = None, progress: Callable | None = None,
                  families: str | Iterable[str] = DEFAULT_FAMILIES):
@@ -169,6 +174,7 @@ class Forecaster:
         self.a_max_below = None if a_max_below is None else float(a_max_below)
         self.a_max_range = None if a_max_range is None else tuple(float(v) for v in a_max_range)
         self.discrepancy = float(discrepancy)
+        self.drift = float(drift)
         if pooling not in POOLING:
             raise InputError(f"--pooling {pooling}: expected one of {', '.join(POOLING)}")
         self.pooling = pooling
@@ -292,11 +298,11 @@ class Forecaster:
             tau, noise_sd = d["tau"], post.noise_sd
         else:  # families other than PALM: the Normal likelihood, no misfit term (checked in __init__)
             mu, tau, noise_sd = mix.mean_curve(B[0]), mix.flat("tau"), mix.noise_sd
-        if self.discrepancy > 0:
+        if self.discrepancy > 0 or self.drift != 0:
             # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
             disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
             last = float(self.observed(key)["budget"].max())
-            mu = with_discrepancy(mu, B[0], last, self.discrepancy, disc_rng)
+            mu = with_discrepancy(mu, B[0], last, self.discrepancy, disc_rng, drift=self.drift)
         if "omega" in d:
             # the mean over runs at a budget deviates from the PALM form by the misfit term
             mis_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 2)

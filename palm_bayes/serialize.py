@@ -83,7 +83,8 @@ def save_forecaster(fc: Forecaster, out: OutputDir | str | Path, name: str = POS
     )
     meta = {"palm_bayes_version": __version__, "scale": fc.scale, "settings": asdict(fc.settings),
             "a_max_below": fc.a_max_below, "a_max_range": fc.a_max_range, "discrepancy": fc.discrepancy,
-            "pooling": fc.pooling, "joint_groups": len(fc.groups), "keys": [list(k) for k in all_keys],
+            "drift": fc.drift, "pooling": fc.pooling, "joint_groups": len(fc.groups),
+            "keys": [list(k) for k in all_keys],
             "families": list(fc.families), "family_members": sum(len(m) for m in fc.members.values()),
             "weights": {"/".join(k): fc.weights(k) for k in keys if k in fc.members}}
     post.attrs["palm_bayes"] = json.dumps(meta)
@@ -127,7 +128,8 @@ def load_forecaster(path: str | Path, cls: type[Forecaster] | None = None) -> Fo
     accepted = inspect.signature(cls).parameters  # settings of older or newer versions are skipped
     fc = cls(**{k: v for k, v in s.items() if k in accepted and k in SamplerSettings.__dataclass_fields__},
              a_max_below=meta.get("a_max_below"), a_max_range=meta.get("a_max_range"),
-             discrepancy=meta.get("discrepancy", 0.0), pooling=meta.get("pooling", "none"),
+             discrepancy=meta.get("discrepancy", 0.0), drift=meta.get("drift", 0.0),
+             pooling=meta.get("pooling", "none"),
              families=tuple(meta.get("families", ["palm"])))
     fc.scale = meta["scale"]
     hist = observed.to_dataframe().reset_index(drop=True)

@@ -236,3 +236,17 @@ def test_discrepancy_spreads_labels_to_reach_around_the_palm_answer():
     assert np.all(b_abs[np.isfinite(b_abs)] % 10 == 0)  # whole episodes
     early = replace(d, discrepancy=0.02, seed=3).budget_to_reach(float(budget_curve(60.0, 0.9, 0.2, 0.5, 1.0, b=10)))
     assert np.all(early == 60.0)  # reached inside the data: the discrepancy does not apply
+
+
+def test_the_drift_brings_the_budget_to_reach_forward_and_raises_p_reach():
+    """The drift carries each draw's mean curve up beyond the data: a target beyond the known curve's reach by the
+    budget limit becomes reachable with some probability, and no draw reaches it later than without the drift."""
+    from dataclasses import replace
+
+    d = _exact(n=2000, now=80.0)
+    target = float(budget_curve(400.0, 0.9, 0.2, 0.5, 1.0, b=10))
+    plain = replace(d, discrepancy=0.02, seed=3).budget_to_reach(target, horizon=1000.0)
+    lifted = replace(d, discrepancy=0.02, drift=0.2, seed=3).budget_to_reach(target, horizon=1000.0)
+    limit = np.array([300.0])
+    assert p_reach_by(lifted, limit)[0] > p_reach_by(plain, limit)[0] + 0.1
+    assert np.all(lifted <= plain)  # the same paths (same seed), each carried up

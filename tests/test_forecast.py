@@ -504,6 +504,43 @@ def test_extrapolation_discrepancy_is_a_brownian_motion_in_log_budget():
     assert not extrapolation_discrepancy(B, 100.0, 0.0, 10, np.random.default_rng(1)).any()
 
 
+def test_drift_moves_the_logit_by_drift_times_log_budget_ratio_and_stays_on_the_scale():
+    from palm_bayes.discrepancy import drifted, with_discrepancy
+
+    B = np.array([50.0, 100.0, 200.0, 800.0])  # the last observed budget is 100
+    mu = np.array([[0.0, 0.3, 0.6, 0.9], [1.0, 0.5, 0.95, 0.999]])
+    out = drifted(mu, B, 100.0, 0.05)
+    assert out[:, :2] == pytest.approx(mu[:, :2])  # at or before the last observed budget nothing moves
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert logit(out[:, 2:]) - logit(mu[:, 2:]) == pytest.approx(0.05 * np.log(B[2:] / 100.0) * np.ones((2, 1)))
+    edges = drifted(np.array([[0.0, 1.0, 0.0, 1.0]]), B, 100.0, 0.5)
+    assert edges.tolist() == [[0.0, 1.0, 0.0, 1.0]]  # 0 and the top stay where they are
+    pct = drifted(100 * mu, B, 100.0, 0.05, top=100.0)
+    assert pct == pytest.approx(100 * out)  # the same on the percent scale
+    assert drifted(mu, B, 100.0, 0.0) is mu
+    # with the walk: the drift's shift plus the Brownian motion, clipped to the scale
+    rng = lambda: np.random.default_rng(4)  # noqa: E731
+    both = with_discrepancy(np.tile(mu[:1], (50_000, 1)), B, 100.0, 0.02, rng(), drift=0.05)
+    assert both.mean(0)[2] == pytest.approx(out[0, 2], abs=1e-3) and both.min() >= 0 and both.max() <= 1
+
+
+def test_the_drift_lifts_only_the_extrapolation_and_is_saved(recovery, tmp_path):
+    _df, _truth, fc = recovery
+    key = fc.keys()[0]
+    last = float(fc.observed(key)["budget"].max())
+    budgets = {key: [last / 2, last, 2 * last, 8 * last]}
+    means, default = {}, fc.drift
+    for drift in (0.0, 0.05):
+        fc.drift = drift
+        means[drift] = fc.predict(budgets=budgets, level=0.9)["mean"].to_numpy()
+    assert means[0.05][:2] == pytest.approx(means[0.0][:2])  # inside the data: the same forecast
+    assert np.all(means[0.05][2:] > means[0.0][2:])  # beyond it: higher
+    assert means[0.05][3] - means[0.0][3] > means[0.05][2] - means[0.0][2]  # and more so further out
+    fc.save(tmp_path)
+    assert Forecaster.load(tmp_path).drift == 0.05
+    fc.drift = default
+
+
 def test_discrepancy_widens_only_the_extrapolation(recovery):
     _df, _truth, fc = recovery
     key = fc.keys()[0]

@@ -117,6 +117,7 @@ REFUSALS = [
     ("--jobs -1", _good, ["forecast", "--jobs", "-1"], "--jobs -1"),
     ("negative --at", _good, ["forecast", "--at", "-5"], "--at: expected budgets >= 0"),
     ("--discrepancy 2", _good, ["forecast", "--discrepancy", "2"], "--discrepancy 2: expected a scale between 0 and 1"),
+    ("--drift 2", _good, ["forecast", "--drift", "2"], "--drift 2: expected a drift between -1 and 1"),
     ("ceiling off the scale", _good, ["forecast", "--a-max-below", "80"], "--a-max-below 80"),
     ("prior range upside down", _good, ["forecast", "--a-max-prior", "0.9", "0.6"], "--a-max-prior"),
     ("no such method", _good, ["forecast", "--method", "nope"], "no method named nope"),
