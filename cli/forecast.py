@@ -71,8 +71,9 @@ def add_fitting_flags(p: argparse.ArgumentParser) -> None:
                    help=f"scale of the extrapolation discrepancy beyond the last observed budget (default "
                    f"{DISCREPANCY:g}; 0: assume the PALM form holds exactly far beyond the data)")
     g.add_argument("--drift", type=float, metavar="D",
-                   help=f"drift of that discrepancy, logit units per unit of log budget ratio: the fitted curves "
-                   f"saturated too early on every development set (default {DRIFT:g}; 0: no drift)")
+                   help=f"drift of that discrepancy: how far (logit units) the mean curve is carried up far beyond "
+                   f"the data, half of it at twice the last budget; the fitted curves saturated too early on every "
+                   f"development set (default {DRIFT:g}; 0: no drift)")
     g.add_argument("--jobs", type=int, default=0,
                    help="worker processes for the per-curve fits (default 0 = every core); same numbers for any N")
     g.add_argument("--dask-scheduler", metavar="ADDRESS",

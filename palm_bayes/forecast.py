@@ -106,8 +106,8 @@ class Forecaster:
         (:func:`palm_bayes.discrepancy.extrapolation_discrepancy`; default set on the development sets). 0 turns it
         off: the bands then assume the PALM form holds exactly far beyond the data.
     drift : float
-        Drift of that discrepancy, logit units per unit of log(B / B_last): beyond the data the mean curve's draws
-        are carried up by it (:func:`palm_bayes.discrepancy.drifted`; the fitted forms saturated too early on
+        Drift of that discrepancy: beyond the data each draw of the mean curve has its logit carried up by
+        drift · (1 − B_last / B) (:func:`palm_bayes.discrepancy.drifted`; the fitted forms saturated too early on
         every development set; default chosen across sets). 0 turns it off.
     families : str or sequence of str
         Curve families to forecast with (:mod:`palm_bayes.families`), e.g. ``("palm", "mmf4")`` or

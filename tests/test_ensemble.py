@@ -12,7 +12,7 @@ from palm_bayes.errors import InputError
 from palm_bayes.families import family_curve
 from palm_bayes.forecast import Forecaster
 
-SMALL = dict(draws=150, tune=200, chains=2, seed=3, pooling="none", discrepancy=0.0)
+SMALL = dict(draws=150, tune=200, chains=2, seed=3, pooling="none", discrepancy=0.0, drift=0.0)
 
 
 @pytest.fixture(scope="module")

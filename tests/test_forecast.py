@@ -504,7 +504,7 @@ def test_extrapolation_discrepancy_is_a_brownian_motion_in_log_budget():
     assert not extrapolation_discrepancy(B, 100.0, 0.0, 10, np.random.default_rng(1)).any()
 
 
-def test_drift_moves_the_logit_by_drift_times_log_budget_ratio_and_stays_on_the_scale():
+def test_drift_moves_the_logit_by_a_bounded_shift_and_stays_on_the_scale():
     from palm_bayes.discrepancy import drifted, with_discrepancy
 
     B = np.array([50.0, 100.0, 200.0, 800.0])  # the last observed budget is 100
@@ -512,7 +512,10 @@ def test_drift_moves_the_logit_by_drift_times_log_budget_ratio_and_stays_on_the_
     out = drifted(mu, B, 100.0, 0.05)
     assert out[:, :2] == pytest.approx(mu[:, :2])  # at or before the last observed budget nothing moves
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    assert logit(out[:, 2:]) - logit(mu[:, 2:]) == pytest.approx(0.05 * np.log(B[2:] / 100.0) * np.ones((2, 1)))
+    shift = logit(out[:, 2:]) - logit(mu[:, 2:])
+    assert shift == pytest.approx(0.05 * (1 - 100.0 / B[2:]) * np.ones((2, 1)))  # half the drift at 2 × B_last
+    far = logit(drifted(mu[:, 2:3], np.array([1e9]), 100.0, 0.05)) - logit(mu[:, 2:3])
+    assert np.all((far > 0.0499) & (far <= 0.05))  # bounded: far out, the whole drift and never more
     edges = drifted(np.array([[0.0, 1.0, 0.0, 1.0]]), B, 100.0, 0.5)
     assert edges.tolist() == [[0.0, 1.0, 0.0, 1.0]]  # 0 and the top stay where they are
     pct = drifted(100 * mu, B, 100.0, 0.05, top=100.0)
