@@ -239,6 +239,8 @@ class CurveDraws:
     ess: float = np.inf
     discrepancy: float = 0.0
     drift: float = 0.0
+    #: a known ceiling of A_max on the score scale (``--a-max-below``): the drift carries no draw above it
+    ceiling: float | None = None
     scale_top: float = 1.0
     seed: int = 0
     noise_sd: Callable[[np.ndarray], np.ndarray] | None = None
@@ -262,7 +264,7 @@ class CurveDraws:
             return mu
         rng = np.random.default_rng(self.seed)  # the same paths for the same budgets, call after call
         return with_discrepancy(mu, B, self.current_budget, self.discrepancy, rng, top=self.scale_top,
-                                drift=self.drift)
+                                drift=self.drift, ceiling=self.ceiling)
 
     def budget_to_reach(self, target: float, horizon: float | None = None) -> np.ndarray:
         """B_abs(τ) per draw, whole episodes, ``inf`` where the draw never reaches τ.
@@ -618,7 +620,8 @@ def decide(fc, settings: DecisionSettings, keys: list[tuple] | None = None) -> D
             draws = CurveDraws(flat["A_max"] * top, flat["delta"], flat["alpha"], flat["beta"],
                                b=post.b, current_budget=now, current_mean=current,
                                ess=float(post.diagnostics.ess_bulk.min()), discrepancy=fc.discrepancy,
-                               drift=fc.drift, scale_top=top, seed=curve_seed(fc.settings.seed, key) + 5,
+                               drift=fc.drift, ceiling=fc.a_max_below, scale_top=top,
+                               seed=curve_seed(fc.settings.seed, key) + 5,
                                noise_sd=lambda B, source=source: source.noise_sd(B) * top, curve=curve,
                                n_runs=int(seen["run"].nunique()), observed_budgets=means.index.to_numpy(),
                                observed_means=means.to_numpy())

@@ -58,9 +58,12 @@ def drifted(mu: np.ndarray, budgets: np.ndarray, last_budget: float, drift: floa
 
 
 def with_discrepancy(mu: np.ndarray, budgets: np.ndarray, last_budget: float, kappa: float,
-                     rng: np.random.Generator, top: float = 1.0, drift: float = 0.0) -> np.ndarray:
+                     rng: np.random.Generator, top: float = 1.0, drift: float = 0.0,
+                     ceiling: float | None = None) -> np.ndarray:
     """Mean-curve draws ``mu`` (draws × budgets, on a scale whose maximum is ``top``) carried up by
     :func:`drifted`, moved by :func:`extrapolation_discrepancy` and clipped to [0, top]: accuracy cannot leave its
-    scale."""
+    scale. With a known ceiling of A_max (``ceiling``, same scale) the drift works on the share of the ceiling, so
+    it carries no draw above it."""
     walk = extrapolation_discrepancy(budgets, last_budget, kappa, mu.shape[0], rng)
-    return on_scale(drifted(mu, budgets, last_budget, drift, top) + top * walk, top)
+    lifted = drifted(mu, budgets, last_budget, drift, top if ceiling is None else ceiling)
+    return on_scale(lifted + top * walk, top)

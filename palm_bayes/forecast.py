@@ -302,7 +302,8 @@ class Forecaster:
             # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
             disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
             last = float(self.observed(key)["budget"].max())
-            mu = with_discrepancy(mu, B[0], last, self.discrepancy, disc_rng, drift=self.drift)
+            ceiling = None if self.a_max_below is None else self.a_max_below / scale_max(post.scale)
+            mu = with_discrepancy(mu, B[0], last, self.discrepancy, disc_rng, drift=self.drift, ceiling=ceiling)
         if "omega" in d:
             # the mean over runs at a budget deviates from the PALM form by the misfit term
             mis_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + 2)

@@ -525,6 +525,9 @@ def test_drift_moves_the_logit_by_a_bounded_shift_and_stays_on_the_scale():
     rng = lambda: np.random.default_rng(4)  # noqa: E731
     both = with_discrepancy(np.tile(mu[:1], (50_000, 1)), B, 100.0, 0.02, rng(), drift=0.05)
     assert both.mean(0)[2] == pytest.approx(out[0, 2], abs=1e-3) and both.min() >= 0 and both.max() <= 1
+    # a known ceiling: the drift works on the share of it and carries no draw above it
+    capped = with_discrepancy(np.array([[0.5, 0.79, 0.79]]), B[1:], 100.0, 0.0, rng(), drift=2.0, ceiling=0.8)
+    assert capped[0, 0] == 0.5 and np.all(capped[0, 1:] > 0.79) and capped.max() < 0.8
 
 
 def test_the_drift_lifts_only_the_extrapolation_and_is_saved(recovery, tmp_path):
