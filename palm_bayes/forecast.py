@@ -299,7 +299,8 @@ class Forecaster:
         else:  # families other than PALM: the Normal likelihood, no misfit term (checked in __init__)
             mu, tau, noise_sd = mix.mean_curve(B[0]), mix.flat("tau"), mix.noise_sd
         if self.discrepancy > 0 or self.drift != 0:
-            # the PALM form is an assumption beyond the data: a trajectory may stray from it (clipped to the scale)
+            # the PALM form is an assumption beyond the data: a trajectory drifts up and strays from it (clipped to
+            # the scale)
             disc_rng = np.random.default_rng(curve_seed(self.settings.seed, key) + (4 if predictive else 3))
             last = float(self.observed(key)["budget"].max())
             ceiling = None if self.a_max_below is None else self.a_max_below / scale_max(post.scale)
